@@ -1,0 +1,623 @@
+"""Integrate the effective dynamics up to its finite-time blow-up T* (Theorem 1).
+
+Two integrators, one driver:
+
+* the **reduced three-layer form** (shared/notes/three_layer_reduction.md): two `eigh` per start on
+  the host, then 2m decoupled oscillators driven by one scalar, O(m) per step, vmapped over starts;
+* the **full form** for any depth L ≥ 2 and for matrix sensing (A.8): θ = r u in projective time
+  (issue #2), O(m²) per step. It is also the independent cross-check of the reduced form.
+
+Both run in projective time τ (dτ = r^{L−2} dt), where nothing is singular: every start runs over
+the same τ range with no event, in segments, until its T* estimate
+    T* = t(τ) + E(τ)^{−(L−2)/L} / (L − 2)     (= t + E^{−1/3} for L = 3, Theorem 1 from t)
+stops moving (that tail is exact for the balanced rank-one state the flow approaches).
+
+Status per run: ``blowup``; ``no_blowup`` (depth 2, which is linear, or a start that violates
+Assumption 1 with E(0) < 0, like the paper's Example 1, where E → 0⁻: scale-invariant time would
+follow that decay until rounding fakes a blow-up, so the rule is mathematical, not numerical);
+``max_steps`` (the step budget or τ budget ran out before T* converged); ``nonfinite``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, NamedTuple
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import effective, theory
+
+jax.config.update("jax_enable_x64", True)
+
+STATUSES = ("blowup", "no_blowup", "max_steps", "nonfinite")
+SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.Dopri8}
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverOptions:
+    """Numerical settings of a blow-up solve (all tolerances relative to the start's scale)."""
+
+    rtol: float = 1e-9
+    solver: str = "tsit5"  # "tsit5" (5th order) or "dopri8" (8th order, for tight tolerances)
+    atol: float = 1e-9
+    tau_first: float = 20.0  # first projective-time segment [0, tau_first]
+    tau_segment: float = 10.0  # later segments, until T* converges
+    tau_max: float = 200.0  # give up (status max_steps) past this τ
+    series_dtau: float = 0.5  # spacing of the recorded τ grid
+    max_steps: int = 4096  # solver steps per segment
+    converge_rtol: float | None = None  # |ΔT*|/T* over the last `converge_window` of τ; None: 10·rtol
+    converge_window: float = 5.0
+    diverged_fraction: float = 0.5  # exponent fraction for "c_i diverges" (|c_i| > r0^(1-f) r^f)
+    record_pairs: bool = False  # Assumption 2 (2) pair counts at every record (O(m²) each)
+
+    def converge_tol(self) -> float:
+        return self.converge_rtol if self.converge_rtol is not None else 10.0 * self.rtol
+
+
+# ---------------------------------------------------------------------------
+# Host-side linear algebra for the reduced form
+
+
+class ReducedStart(NamedTuple):
+    """Everything the reduced solve needs, per start (leading batch axis B)."""
+
+    y0: tuple  # (α, ξ, γ, η, ℓ, T) at τ = 0
+    lam_hat: np.ndarray  # eigenvalues of D1 / r0²   (B, m)
+    mu_hat: np.ndarray  # eigenvalues of D2 / r0²    (B, m)
+    q: np.ndarray  # eigenvectors of D1 (B, m, m)
+    p: np.ndarray  # eigenvectors of D2 (B, m, m)
+    d1_hat: np.ndarray  # D1 / r0² (B, m, m)
+    d2_hat: np.ndarray  # D2 / r0² (B, m, m)
+    r0: np.ndarray  # ‖θ(0)‖ (B,)
+
+
+def _eigh_threaded(mats: np.ndarray, workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Batched `eigh` split over threads; LAPACK releases the GIL, BLAS is kept to one thread each."""
+    if workers <= 1 or len(mats) < 2 * workers:
+        return np.linalg.eigh(mats)
+    from threadpoolctl import threadpool_limits
+
+    parts = np.array_split(mats, workers)
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        out = list(pool.map(np.linalg.eigh, parts))
+    return np.concatenate([w for w, _ in out]), np.concatenate([v for _, v in out])
+
+
+def reduce_start(a: np.ndarray, b: np.ndarray, c: np.ndarray, workers: int | None = None) -> ReducedStart:
+    """Rotate batched starts (a (B,m), b (B,m,m), c (B,m)) into the reduced, normalised form.
+
+    D1 = a aᵀ − b bᵀ = Q diag(λ) Qᵀ and D2 = bᵀ b − c cᵀ = P diag(μ) Pᵀ (Prop. 1); x = b c, y = bᵀ a.
+    """
+    workers = workers or min(4, os.cpu_count() or 1)
+    bt = np.swapaxes(b, 1, 2)
+    x = np.einsum("bij,bj->bi", b, c)
+    y = np.einsum("bij,bj->bi", bt, a)
+    r0 = np.sqrt(np.sum(a * a, 1) + np.sum(b * b, (1, 2)) + np.sum(c * c, 1))
+    s2 = (r0 * r0)[:, None, None]
+    d1 = (a[:, :, None] * a[:, None, :] - b @ bt) / s2
+    d2 = (bt @ b - c[:, :, None] * c[:, None, :]) / s2
+    lam, q = _eigh_threaded(d1, workers)
+    mu, p = _eigh_threaded(d2, workers)
+    r = r0[:, None]
+    rot = lambda m, v: np.einsum("bji,bj->bi", m, v)  # noqa: E731  (Mᵀ v, batched)
+    zeros = np.zeros_like(r0)
+    y0 = (rot(q, a) / r, rot(q, x) / r**2, rot(p, c) / r, rot(p, y) / r**2, zeros, zeros)
+    return ReducedStart(y0, lam, mu, q, p, d1, d2, r0)
+
+
+# ---------------------------------------------------------------------------
+# Projective-time solves (vmapped, jitted, cached per shape and settings)
+
+
+def _reduced_field(tau, y, args):
+    lam_hat, mu_hat = args
+    return effective.reduced_rhs(y, lam_hat, mu_hat)
+
+
+@functools.lru_cache(maxsize=None)
+def _segment_solver(field: Callable, opts: SolverOptions) -> Callable:
+    """jit(vmap(diffeqsolve)) over one τ segment, saving the state on the given τ grid."""
+
+    def one(y0, args, tau0, tau1, save_taus):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(field),
+            SOLVERS[opts.solver](),
+            tau0,
+            tau1,
+            None,
+            y0,
+            args=args,
+            saveat=diffrax.SaveAt(ts=save_taus),
+            stepsize_controller=diffrax.PIDController(rtol=opts.rtol, atol=opts.atol),
+            max_steps=opts.max_steps,
+            throw=False,
+        )
+        ok = sol.result == diffrax.RESULTS.successful
+        hit_max = sol.result == diffrax.RESULTS.max_steps_reached
+        return sol.ys, sol.stats["num_steps"], ok, hit_max
+
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None)))
+
+
+def _tail_tstar(t, e, depth):
+    """T* = t + E^{−(L−2)/L}/(L−2): Theorem 1 applied from t (exact for balanced rank-one states)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(e > 0, t + np.power(e, -(depth - 2) / depth) / (depth - 2), np.nan)
+
+
+def _run_segments(field, y0, args, t_and_energy, opts: SolverOptions, depth: int, decided=None):
+    """Drive τ segments until every start's T* estimate has converged (or τ_max is reached).
+
+    `t_and_energy(ys)` maps saved states (B, K, ...) to (t, E) arrays (B, K) in the start's units.
+    Starts flagged in `decided` (no blow-up by theorem) do not hold the loop open.
+    Returns the concatenated saved states, τ grid, T* estimates and per-run flags.
+    """
+    solve = _segment_solver(field, opts)
+    tol = opts.converge_tol()
+    n = len(jax.tree_util.tree_leaves(y0)[0])
+    saved, taus = [], []
+    tau0, state = 0.0, y0
+    steps = np.zeros(n, dtype=np.int64)
+    all_ok = np.ones(n, bool)
+    hit_max = np.zeros(n, bool)
+    converged = np.zeros(n, bool)
+    while True:
+        tau1 = opts.tau_first if tau0 == 0.0 else min(tau0 + opts.tau_segment, opts.tau_max)
+        k = max(2, int(round((tau1 - tau0) / opts.series_dtau)) + 1)
+        grid = np.linspace(tau0, tau1, k)
+        ys, nsteps, ok, hmax = solve(state, args, tau0, tau1, jnp.asarray(grid))
+        ys = jax.tree_util.tree_map(np.asarray, ys)
+        steps += np.asarray(nsteps)
+        all_ok &= np.asarray(ok)
+        hit_max |= np.asarray(hmax)
+        if tau0 > 0.0:  # the segment's first save repeats the previous segment's last one
+            ys = jax.tree_util.tree_map(lambda v: v[:, 1:], ys)
+            grid = grid[1:]
+        saved.append(ys)
+        taus.append(grid)
+        state = jax.tree_util.tree_map(lambda v: v[:, -1], ys)
+        tau0 = tau1
+        if depth == 2:
+            break  # linear: no blow-up to converge to; one segment records the growth
+        tau_all = np.concatenate(taus)
+        t, e = t_and_energy(jax.tree_util.tree_map(lambda *v: np.concatenate(v, 1), *saved))
+        est = _tail_tstar(t, e, depth)
+        back = np.searchsorted(tau_all, tau_all[-1] - opts.converge_window)
+        change = np.abs(est[:, -1] - est[:, back]) / np.abs(est[:, -1])
+        converged = np.isfinite(change) & (change <= tol)
+        waiting = ~converged & all_ok & np.isfinite(t[:, -1]) & np.isfinite(e[:, -1])
+        if decided is not None:
+            waiting &= ~decided
+        if not waiting.any() or tau0 >= opts.tau_max:
+            break
+    ys = jax.tree_util.tree_map(lambda *v: np.concatenate(v, 1), *saved)
+    return ys, np.concatenate(taus), steps, all_ok, hit_max, converged
+
+
+# ---------------------------------------------------------------------------
+# Diagnostics on the recorded grid (O(m²) per recorded time, vmapped)
+
+
+def _rotate_back(q, v):
+    """Original coordinates M v for every recorded time: q (B, m, m), v (B, K, m) -> (B, K, m)."""
+    return jnp.einsum("bij,bkj->bki", q, v)
+
+
+@jax.jit
+def _reduced_diagnostics(ys, q, p, r0, lam_hat):
+    """Per start and recorded τ: E, norms, cos ζ and the Assumption 2 (1) counts, O(m) + one rotation.
+
+    Back in the original coordinates a = Q ã, x = Q x̃ (= b c), c = P c̃, y = P ỹ (= bᵀ a),
+    Assumption 2 (1) reads a_i x_i > 0 and c_i y_i > 0 (note, step 5). E and the norms are in the
+    start's units; the τ-state is scale-free.
+    """
+    alpha, xi, gamma, eta, log_r, tt = ys
+    r0 = r0[:, None]
+    r2 = (r0 * jnp.exp(log_r)) ** 2
+    e_bar = jnp.sum(alpha * xi, -1)
+    na2, nc2 = jnp.sum(alpha * alpha, -1), jnp.sum(gamma * gamma, -1)
+    a, x = _rotate_back(q, alpha), _rotate_back(q, xi)
+    c, y = _rotate_back(p, gamma), _rotate_back(p, eta)
+    return dict(
+        t=tt / r0,
+        energy=e_bar * r2 * jnp.sqrt(r2),
+        norm_a2=r2 * na2,
+        norm_b2=r2 * na2 - (r0 * r0) * jnp.sum(lam_hat, -1)[:, None],  # ‖b‖²_F = ‖a‖² − tr D1
+        norm_c2=r2 * nc2,
+        cos_zeta=e_bar / jnp.sqrt(na2 * jnp.sum(xi * xi, -1)),  # angle between a and ȧ = x
+        a2_out=jnp.sum(a * x > 0, -1),  # #i with a_i b_i c > 0
+        a2_in=jnp.sum(c * y > 0, -1),  # #i with c_i aᵀ bⁱ > 0
+    )
+
+
+def _pair_counts(alpha, gamma, log_r, q, p, d1, d2):
+    """Assumption 2 (2) at one recorded time of one start: O(m²).
+
+    ⟨a_i b_i, a_j b_j⟩ = a_i a_j (bbᵀ)_ij with bbᵀ = aaᵀ − D1, ⟨c_i bⁱ, c_j bʲ⟩ = c_i c_j (bᵀb)_ij with
+    bᵀb = ccᵀ + D2 (note, step 5). In scale-free units a = r Q α, D1 = r0² D̂1, so the sign of
+    a_i a_j (bbᵀ)_ij is that of α_i α_j (e^{2ℓ} α_i α_j − D̂1_ij).
+    """
+    grow = jnp.exp(2.0 * log_r)
+    a, c = q @ alpha, p @ gamma
+    aa, cc = jnp.outer(a, a), jnp.outer(c, c)
+    return jnp.sum(aa * (grow * aa - d1) > 0), jnp.sum(cc * (grow * cc + d2) > 0)
+
+
+@jax.jit
+def _pair_count_series(alpha, gamma, log_r, q, p, d1, d2):
+    """Assumption 2 (2) counts at every recorded time (sequential per start: m² stays in cache)."""
+
+    def per_start(x):
+        al, ga, lr, q, p, d1, d2 = x
+        return jax.lax.map(lambda y: _pair_counts(y[0], y[1], y[2], q, p, d1, d2), (al, ga, lr))
+
+    return jax.lax.map(per_start, (alpha, gamma, log_r, q, p, d1, d2))
+
+
+@jax.jit
+def _final_stage_index(cond1, alpha, gamma, log_r, q, p, d1, d2):
+    """First recorded index at which Assumption 2 holds; K if it never does by the last record.
+
+    Proposition 2: once Assumption 2 holds it holds until T*, so the flag is monotone along the
+    records and a binary search needs only O(log K) of the O(m²) pair checks.
+    """
+    m = alpha.shape[-1]
+    k_total = alpha.shape[1]
+
+    def holds(k, al, ga, lr, c1, q, p, d1, d2):
+        n_out, n_in = _pair_counts(al[k], ga[k], lr[k], q, p, d1, d2)
+        return c1[k] & (n_out == m * m) & (n_in == m * m)
+
+    def per_start(x):
+        al, ga, lr, c1, q, p, d1, d2 = x
+
+        def step(_, lo_hi):
+            lo, hi = lo_hi  # invariant: holds(hi) (or hi == K), not holds(j) for j < lo
+            mid = (lo + hi) // 2
+            ok = holds(mid, al, ga, lr, c1, q, p, d1, d2)
+            return jnp.where(ok, lo, mid + 1), jnp.where(ok, mid, hi)
+
+        last = holds(k_total - 1, al, ga, lr, c1, q, p, d1, d2)
+        lo, hi = jax.lax.fori_loop(0, max(1, int(np.ceil(np.log2(k_total))) + 1), step, (0, k_total - 1))
+        return jnp.where(last, hi, k_total)
+
+    return jax.lax.map(per_start, (alpha, gamma, log_r, cond1, q, p, d1, d2))
+
+
+@functools.partial(jax.jit, static_argnames=("fraction",))
+def _reduced_final(alpha, xi, gamma, log_r, q, p, d1_hat, d2_hat, fraction):
+    """Proposition 3 near T*, from the last recorded state of each start.
+
+    * diverging: |c_i| > r0^(1−f) r^f (f = 1/2: the geometric mean of the bounded and blown-up
+      scales), i.e. the index set C1 of (4.3);
+    * min cos ξ_ij over i, j ∈ C1 (4.4), with cos ξ_ij = sign(c_i c_j) G_ij/√(G_ii G_jj), G = bᵀb;
+    * ‖ȧ‖/‖a‖² (4.5) = ‖x‖/‖a‖²;
+    * σ₁(b)²/‖b‖²_F, the share of the top singular direction (power iteration on bbᵀ from a).
+    """
+
+    def one(x):
+        alpha, xi, gamma, log_r, q, p, d1, d2 = x
+        grow = jnp.exp(2.0 * log_r)
+        a, c = q @ alpha, p @ gamma
+        diverging = c * c > jnp.exp(-2.0 * (1.0 - fraction) * log_r)
+        g = grow * jnp.outer(c, c) + d2
+        dg = jnp.sqrt(jnp.clip(jnp.diag(g), 1e-300))
+        cos_xi = jnp.sign(jnp.outer(c, c)) * g / jnp.outer(dg, dg)
+        min_cos = jnp.min(jnp.where(jnp.outer(diverging, diverging), cos_xi, jnp.inf))
+
+        def bbt(v):  # (aaᵀ − D1) v in scale-free units
+            return grow * a * (a @ v) - d1 @ v
+
+        def power(_, v):
+            w = bbt(v)
+            return w / jnp.linalg.norm(w)
+
+        v = jax.lax.fori_loop(0, 12, power, a / jnp.linalg.norm(a))
+        trace = grow * (a @ a) - jnp.trace(d1)
+        return dict(
+            frac_diverging=jnp.mean(diverging.astype(jnp.float64)),
+            min_cos_xi=jnp.where(jnp.any(diverging), min_cos, jnp.nan),
+            adot_over_a2=jnp.linalg.norm(xi) / jnp.vdot(alpha, alpha),
+            b_top_share=(v @ bbt(v)) / trace,
+        )
+
+    return jax.lax.map(one, (alpha, xi, gamma, log_r, q, p, d1_hat, d2_hat))
+
+
+# ---------------------------------------------------------------------------
+# Public entry points
+
+
+class BlowupResult(NamedTuple):
+    """Per-run results (dict of (B,) arrays) and per-run series on the recorded τ grid."""
+
+    runs: dict
+    series: dict  # name -> (B, K) arrays, plus "tau" (K,)
+
+
+def _as_batch(a, b, c):
+    a, b, c = (np.asarray(v, dtype=np.float64) for v in (a, b, c))
+    if a.ndim == 1:
+        a, b, c = a[None], b[None], c[None]
+    return a, b, c
+
+
+def assumption1(a, b, c, rounding: float = 64.0) -> np.ndarray:
+    """Assumption 1 of the paper, to rounding: ‖a(0)‖ ≠ ‖c(0)‖ (3.12) and the non-degeneracy (3.13)."""
+    a, b, c = _as_batch(a, b, c)
+    eps = rounding * np.finfo(np.float64).eps
+    na, nc = np.sum(a * a, 1), np.sum(c * c, 1)
+    adot = np.sum(np.einsum("bij,bj->bi", b, c) ** 2, 1)
+    cdot = np.sum(np.einsum("bji,bj->bi", b, a) ** 2, 1)
+    unequal = np.abs(na - nc) > eps * (na + nc)
+    k = np.where(na > nc, adot - cdot - nc * (nc - na), adot - cdot - na * (nc - na))  # (3.13)
+    scale = adot + cdot + (na + nc) ** 2
+    return unequal & (np.abs(k) > eps * scale)
+
+
+def solve_three_layer(a, b, c, options: SolverOptions = SolverOptions(), workers: int | None = None) -> BlowupResult:
+    """Blow-up of the three-layer effective ODE (3.10) from explicit starts, batched or not.
+
+    a: (B, m) or (m,), b: (B, m, m) or (m, m), c: (B, m) or (m,). Uses the reduced form.
+    Returns per-run `t_star`, `E0`, `status`, `t_star_thm1_bound`, `t_final_stage`, the
+    Proposition 3 diagnostics, and the series on the recorded τ grid.
+    """
+    a, b, c = _as_batch(a, b, c)
+    start = reduce_start(a, b, c, workers)
+
+    def t_and_energy(ys):
+        alpha, xi, _, _, log_r, tt = ys
+        e_bar = np.einsum("bki,bki->bk", alpha, xi)
+        r0 = start.r0[:, None]
+        return tt / r0, e_bar * (r0 * np.exp(log_r)) ** 3
+
+    args = (start.lam_hat, start.mu_hat)
+    no_blowup = ~assumption1(a, b, c) & (np.einsum("bi,bij,bj->b", a, b, c) < 0)  # Example 1's case
+    ys, taus, steps, ok, hit_max, converged = _run_segments(
+        _reduced_field, start.y0, args, t_and_energy, options, 3, decided=no_blowup
+    )
+    diag = _reduced_diagnostics(ys, start.q, start.p, start.r0, start.lam_hat)
+    series = {k: np.asarray(v) for k, v in diag.items()}
+    m = a.shape[1]
+    alpha, xi, gamma, _, log_r, _ = ys
+    geometry = (start.q, start.p, start.d1_hat, start.d2_hat)
+    cond1 = (series["a2_out"] == m) & (series["a2_in"] == m)
+    k_fs = np.asarray(_final_stage_index(cond1, alpha, gamma, log_r, *geometry))
+    series["final_stage"] = np.arange(len(taus))[None, :] >= k_fs[:, None]
+    if options.record_pairs:
+        pairs = _pair_count_series(alpha, gamma, log_r, *geometry)
+        series["a2_out_pairs"], series["a2_in_pairs"] = (np.asarray(v) for v in pairs)
+    final = _reduced_final(
+        alpha[:, -1], xi[:, -1], gamma[:, -1], log_r[:, -1], *geometry, options.diverged_fraction
+    )
+    runs = _summarise(series, taus, steps, ok, hit_max, converged, assumption1(a, b, c), 3, options)
+    runs.update({k: np.asarray(v) for k, v in final.items()})
+    runs["width"] = np.full(len(a), m)
+    series["tau"] = taus
+    _add_brackets(series)
+    return BlowupResult(runs, series)
+
+
+def _summarise(series, taus, steps, ok, hit_max, converged, assumption_1, depth, options):
+    """Per-run table from the series: T*, status, bounds, final-stage time."""
+    t, e = series["t"], series["energy"]
+    est = _tail_tstar(t, e, depth)
+    e0 = e[:, 0]
+    finite = np.all(np.isfinite(t), 1) & np.all(np.isfinite(e), 1)
+    status = np.full(len(e0), "blowup", dtype=object)
+    status[~converged] = "max_steps"
+    example1 = (~assumption_1) & (e0 < 0) if depth == 3 else np.zeros(len(e0), bool)
+    status[example1] = "no_blowup"
+    if depth == 2:
+        status[:] = "no_blowup"
+    status[~finite | (~ok & ~hit_max)] = "nonfinite"
+    t_star = np.where(status == "blowup", est[:, -1], np.where(status == "no_blowup", np.inf, np.nan))
+    runs = dict(
+        E0=e0,
+        t_star=t_star,
+        t_star_thm1_bound=theory.thm1_upper_bound(e0) if depth == 3 else np.full(len(e0), np.nan),
+        status=status,
+        assumption1=assumption_1,
+        tau_end=np.full(len(e0), taus[-1]),
+        num_steps=steps,
+        growth_log=np.log(np.sqrt(series["norm_a2"][:, -1] + series["norm_b2"][:, -1] + series["norm_c2"][:, -1]))
+        - np.log(np.sqrt(series["norm_a2"][:, 0] + series["norm_b2"][:, 0] + series["norm_c2"][:, 0])),
+    )
+    if "final_stage" in series:
+        runs["t_final_stage"] = _first_time_holding(series["final_stage"], t)
+    return runs
+
+
+def _first_time_holding(flag: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Earliest recorded t from which `flag` holds at every later record (NaN if never)."""
+    holds_after = np.flip(np.logical_and.accumulate(np.flip(flag, 1), 1), 1)
+    first = np.argmax(holds_after, 1)
+    return np.where(holds_after.any(1), t[np.arange(len(t)), first], np.nan)
+
+
+def _add_brackets(series):
+    """Running bracket of T*: Theorem 1 (upper, E > 0) and Theorem 2 (lower, once final stage holds)."""
+    series["tstar_upper"] = theory.thm1_running_upper(series["t"], series["energy"])
+    lower = theory.thm2_running_lower(series["t"], series["energy"], series["cos_zeta"])
+    series["tstar_lower"] = np.where(series.get("final_stage", True), lower, np.nan)
+
+
+# ---------------------------------------------------------------------------
+# Full (a, W_{L-1}, …, W_2, c) form: any depth, and the independent check of the reduced form
+
+
+def _full_field(energy_fn: Callable, degree: int) -> Callable:
+    """Projective-time field of the gradient ascent of `energy_fn(params, args)`."""
+
+    def f(tau, y, args):
+        u, log_r, _ = y
+        return effective.projective_rhs(u, jax.grad(energy_fn)(u, args), log_r, degree)
+
+    return f
+
+
+def _deep_energy(params, _args):
+    return effective.deep_energy(params)
+
+
+def _sensing_energy(params, lam):
+    return effective.sensing_energy(*params, lam)
+
+
+@functools.lru_cache(maxsize=None)
+def _full_field_cached(kind: str, degree: int) -> Callable:
+    return _full_field(_deep_energy if kind == "deep" else _sensing_energy, degree)
+
+
+def _solve_full(params, kind: str, degree: int, args, options: SolverOptions, decided=None):
+    """Full-form solve of batched params (leading axis B) in projective time."""
+    r0 = np.sqrt(sum(np.sum(p * p, axis=tuple(range(1, p.ndim))) for p in params))
+    u0 = tuple(p / r0.reshape((-1,) + (1,) * (p.ndim - 1)) for p in params)
+    zeros = np.zeros_like(r0)
+    energy_fn = _deep_energy if kind == "deep" else _sensing_energy
+    batched_energy = jax.jit(jax.vmap(jax.vmap(energy_fn, in_axes=(0, None)), in_axes=(0, 0 if args is not None else None)))
+
+    def t_and_energy(ys):
+        u, log_r, tt = ys
+        eu = np.asarray(batched_energy(u, args))
+        return tt / r0[:, None] ** (degree - 2), eu * (r0[:, None] * np.exp(log_r)) ** degree
+
+    ys, taus, steps, ok, hit_max, converged = _run_segments(
+        _full_field_cached(kind, degree), ((u0, zeros, zeros)), args, t_and_energy, options, degree, decided
+    )
+    u, log_r, _ = ys
+    t, e = t_and_energy(ys)
+    growth = np.exp(2 * log_r) * (r0[:, None] ** 2)
+    norms = [growth * np.sum(ui**2, axis=tuple(range(2, ui.ndim))) for ui in u]
+    series = dict(t=t, energy=e, tau=taus, norm_a2=norms[0], norm_c2=norms[-1])
+    series["norm_b2"] = sum(norms[1:-1]) if len(norms) > 2 else np.zeros_like(e)
+    final_theta = tuple(v[:, -1] * np.sqrt(growth[:, -1]).reshape((-1,) + (1,) * (v.ndim - 2)) for v in u)
+    return series, taus, steps, ok, hit_max, converged, final_theta
+
+
+def solve_deep(params, options: SolverOptions = SolverOptions()) -> BlowupResult:
+    """Blow-up of E = aᵀ W_{L−1} ⋯ W_2 c under gradient ascent, full form, any depth L ≥ 2.
+
+    params: sequence (a (B,m), W_{L−1} (B,m,m), …, W_2, c (B,m)), or the same without the batch axis.
+    L = 2 is linear (exponential growth, `no_blowup`); L = 3 is (3.10); L ≥ 4 blows up faster.
+    Also the independent cross-check of the reduced three-layer solve.
+    """
+    params = [np.asarray(p, dtype=np.float64) for p in params]
+    if params[0].ndim == 1:
+        params = [p[None] for p in params]
+    depth = len(params)
+    a1 = assumption1(*params) if depth == 3 else np.ones(len(params[0]), bool)
+    no_blowup = (~a1) & (np.asarray([effective_energy(p) for p in zip(*params)]) < 0) if depth == 3 else None
+    series, taus, steps, ok, hit_max, converged, final = _solve_full(params, "deep", depth, None, options, no_blowup)
+    runs = _summarise(series, taus, steps, ok, hit_max, converged, a1, depth, options)
+    runs["width"] = np.full(len(params[0]), params[0].shape[1])
+    runs["depth"] = np.full(len(params[0]), depth)
+    series["final_theta"] = final
+    return BlowupResult(runs, series)
+
+
+def solve_sensing(a, b, c, lam, options: SolverOptions = SolverOptions()) -> BlowupResult:
+    """Blow-up of the matrix-sensing effective dynamics (A.8), energy E = Σ λ_i a_iᵀ b c_i (A.9).
+
+    a: (B, m, m) with rows a_i (W̃^[3]ᵀ columns), b: (B, m, m), c: (B, m, m) with columns c_i,
+    lam: (B, m) eigenvalues of V = (1/n) Σ y_i X_i. The energy is cubic, so T* follows as for L = 3.
+    """
+    a, b, c, lam = (np.asarray(v, dtype=np.float64) for v in (a, b, c, lam))
+    if a.ndim == 2:
+        a, b, c, lam = a[None], b[None], c[None], lam[None]
+    series, taus, steps, ok, hit_max, converged, final = _solve_full((a, b, c), "sensing", 3, lam, options)
+    runs = _summarise(series, taus, steps, ok, hit_max, converged, np.ones(len(a), bool), 3, options)
+    runs["width"] = np.full(len(a), a.shape[1])
+    series["final_theta"] = final
+    return BlowupResult(runs, series)
+
+
+def effective_energy(params) -> float:
+    """E of one unbatched start of any depth (host-side convenience)."""
+    return float(effective.deep_energy(tuple(jnp.asarray(p) for p in params)))
+
+
+def deep_start(key, batch: int, width: int, depth: int, scales) -> list:
+    """Gaussian starts for depth L: a ~ N(0, σ_a²), each W ~ N(0, σ_b²), c ~ N(0, σ_c²)."""
+    sa, sb, sc = scales
+    keys = jax.random.split(key, depth)
+    out = [sa * jax.random.normal(keys[0], (batch, width))]
+    out += [sb * jax.random.normal(k, (batch, width, width)) for k in keys[1:-1]]
+    out += [sc * jax.random.normal(keys[-1], (batch, width))]
+    return [np.asarray(v) for v in out]
+
+
+def balanced_rank_one(s: float, u: np.ndarray, w: np.ndarray):
+    """a = s u, b = s u wᵀ, c = s w (unit u, w): E' = 3E^{4/3} exactly, so T* = E0^{−1/3}."""
+    return s * u, s * np.outer(u, w), s * w
+
+
+def example1():
+    """The paper's Example 1: ‖a(0)‖ = ‖c(0)‖, balanced, E(0) = −1 < 0; E → 0⁻, no blow-up."""
+    return np.array([1.0, 0.0]), np.array([[1.0, 0.0], [0.0, 0.0]]), np.array([-1.0, 0.0])
+
+
+def tstar_exact_balanced(e0: float) -> float:
+    return math.inf if e0 <= 0 else e0 ** (-1.0 / 3.0)
+
+
+# ---------------------------------------------------------------------------
+# Chunked driver and long-format tables
+
+
+SERIES_COLUMNS = (
+    "tau", "t", "energy", "norm_a2", "norm_b2", "norm_c2", "cos_zeta", "a2_out", "a2_in",
+    "a2_out_pairs", "a2_in_pairs", "final_stage", "tstar_lower", "tstar_upper",
+)
+
+
+def series_frame(result: BlowupResult, run_index: np.ndarray):
+    """Long-format series (one row per run and recorded τ) as a pandas DataFrame."""
+    import pandas as pd
+
+    s = result.series
+    n, k = s["t"].shape
+    cols = {"run_index": np.repeat(run_index, k), "tau": np.tile(s["tau"], n)}
+    for name in SERIES_COLUMNS[1:]:
+        if name in s:
+            cols[name] = np.broadcast_to(s[name], (n, k)).reshape(-1)
+    return pd.DataFrame(cols)
+
+
+def iter_chunks(solve_one: Callable, arrays: list, chunk_size: int):
+    """Yield (lo, hi, result) for `solve_one(*chunk)` over fixed-size chunks of the leading axis.
+
+    The last chunk is padded by repeating its first start, so one compiled shape serves every
+    chunk; the padding is dropped from the result.
+    """
+    n = len(arrays[0])
+    for lo in range(0, n, chunk_size):
+        hi = min(lo + chunk_size, n)
+        chunk = [v[lo:hi] for v in arrays]
+        pad = chunk_size - (hi - lo) if n > chunk_size else 0
+        if pad:
+            chunk = [np.concatenate([v, np.repeat(v[:1], pad, 0)]) for v in chunk]
+        res = solve_one(*chunk)
+        keep = hi - lo
+        runs = {k: np.asarray(v)[:keep] for k, v in res.runs.items()}
+        series = {k: (v[:keep] if np.ndim(v) == 2 else v) for k, v in res.series.items() if k != "final_theta"}
+        yield lo, hi, BlowupResult(runs, series)
+
+
+def solve_chunked(solve_one: Callable, arrays: list, chunk_size: int):
+    """`solve_one` over fixed-size chunks; returns (runs, series) DataFrames keyed by `run_index`."""
+    import pandas as pd
+
+    runs, series = [], []
+    for lo, hi, res in iter_chunks(solve_one, arrays, chunk_size):
+        idx = np.arange(lo, hi)
+        runs.append(pd.DataFrame({"run_index": idx, **res.runs}))
+        series.append(series_frame(res, idx))
+    return pd.concat(runs, ignore_index=True), pd.concat(series, ignore_index=True)

@@ -1,0 +1,164 @@
+"""Result directories: Parquet datasets `runs/` and `series/`, plus `manifest.json`.
+
+    DIR/manifest.json            config, its hash, versions, git revision, devices, files, counts
+    DIR/runs/part-00000.parquet  one row per run
+    DIR/series/part-00000.parquet  long format: run_id, tau, t, quantities
+
+`pandas.read_parquet(DIR / "runs")` reads a table directly. Every file is written to a temporary
+name in the same directory, flushed, fsynced and renamed, so a reader never sees a partial file and
+an interrupted sweep never leaves a broken one. The config and provenance are also stored in each
+Parquet file's key-value metadata under b"condense_jax".
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from .config import ConfigError
+
+MANIFEST = "manifest.json"
+FORMAT = "condense_jax/1"
+
+
+def provenance() -> dict:
+    """Package versions, git revision, host and devices: what a reader needs to trust a table."""
+    from importlib import metadata
+
+    versions = {}
+    for pkg in ("condense_jax", "jax", "jaxlib", "diffrax", "equinox", "optax", "numpy", "pandas", "pyarrow"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    try:
+        import jax
+
+        devices = [str(d) for d in jax.devices()]
+    except Exception:  # noqa: BLE001 - provenance must never fail a sweep
+        devices = []
+    return {
+        "versions": versions,
+        "python": sys.version.split()[0],
+        "git_revision": git_revision(),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "devices": devices,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def git_revision() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    rev = out.stdout.strip()
+    if out.returncode != 0 or not rev:
+        return None
+    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain"], capture_output=True, text=True, check=False)
+    return rev + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_table(df, path: Path, metadata: dict) -> None:
+    """Write a DataFrame as one Parquet file, atomically, with `metadata` in the file's key-value store."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[b"condense_jax"] = json.dumps(metadata, default=str).encode()
+    table = table.replace_schema_metadata(meta)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def read_manifest(out: Path) -> dict | None:
+    p = Path(out) / MANIFEST
+    if not p.exists():
+        return None
+    try:
+        m = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise ConfigError(f"{str(p)!r} is not a readable condense_jax manifest") from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise ConfigError(f"{str(p)!r} is not a condense_jax manifest (format {m.get('format') if isinstance(m, dict) else None!r})")
+    return m
+
+
+def check_out_dir(out: Path, config_hash: str) -> None:
+    """Refuse an output directory that holds a different sweep, or something that is not a sweep.
+
+    A directory with the same configuration is recomputed in place (its files are replaced
+    atomically); an empty or missing directory is created.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} exists and is not a directory")
+    manifest = read_manifest(out)
+    if manifest is None:
+        if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
+            raise ConfigError(f"--out {str(out)!r} is a non-empty directory that is not a condense_jax result")
+        return
+    if manifest.get("config_hash") != config_hash:
+        raise ConfigError(
+            f"--out {str(out)!r} holds a sweep with a different configuration "
+            f"(hash {manifest.get('config_hash')} != {config_hash}); choose another --out"
+        )
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    manifest = {"format": FORMAT, **manifest}
+    Path(out).mkdir(parents=True, exist_ok=True)
+    _atomic_write_bytes(Path(out) / MANIFEST, json.dumps(manifest, indent=2, default=str).encode())
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def read_runs(out: Path):
+    """The runs table of a result directory, as a pandas DataFrame sorted by run_id."""
+    import pandas as pd
+
+    return pd.read_parquet(Path(out) / "runs").sort_values("run_id", ignore_index=True)
+
+
+def read_series(out: Path, run_ids=None):
+    """The long-format series table (optionally only some runs), sorted by run_id then tau."""
+    import pandas as pd
+
+    filters = [("run_id", "in", list(run_ids))] if run_ids is not None else None
+    df = pd.read_parquet(Path(out) / "series", filters=filters)
+    return df.sort_values(["run_id", "tau"], ignore_index=True)
+
+
+def read_metadata(path: Path) -> dict:
+    """The condense_jax key-value metadata of one Parquet file."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta[b"condense_jax"]) if b"condense_jax" in meta else {}
