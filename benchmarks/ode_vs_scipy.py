@@ -41,6 +41,7 @@ import tempfile
 import time
 
 import numpy as np
+from scipy.integrate import solve_ivp  # imported up front so that no SciPy loop times the import
 
 TSTAR_RTOL = 1e-6  # required agreement of T* between condense_jax and both SciPy loops
 GROWTH = 1e6  # terminal event of the SciPy loops: ‖θ‖ = GROWTH ‖θ0‖
@@ -83,7 +84,16 @@ def _rss_kb(field: str) -> int:
 
 
 def _reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux ≥ 4.0), so a later VmHWM is the peak since now."""
+    """Return freed heap to the OS, then reset VmHWM to the current RSS (Linux ≥ 4.0), so that a
+    later VmHWM is the peak since now and its excess over the current RSS is the call's working set."""
+    try:
+        import ctypes
+        import gc
+
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc keeps freed arenas resident otherwise
+    except (OSError, AttributeError):
+        pass
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
@@ -110,7 +120,9 @@ def child_main(spec: dict) -> None:
     runs, _ = run()  # cold: includes JIT compilation of every shape
     cold = time.perf_counter() - t0
     peak_cold = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux; process-wide
+    del runs
     reset = _reset_peak_rss()
+    rss_before_warm = _rss_kb("VmRSS")  # compiled code, XLA caches and the starts stay resident
     t0 = time.perf_counter()
     runs, _ = run()  # warm: compiled functions are cached
     warm = time.perf_counter() - t0
@@ -127,7 +139,7 @@ def child_main(spec: dict) -> None:
         run_index=runs["run_index"].to_numpy(),
         num_steps=runs["num_steps"].to_numpy(),
         times=np.array([cold, warm, t_eigh]),
-        rss_kb=np.array([rss_base, peak_cold, peak_warm]),
+        rss_kb=np.array([rss_base, peak_cold, rss_before_warm, peak_warm]),
     )
 
 
@@ -141,10 +153,10 @@ def run_condense(m: int, seeds: int, chunk: int, rtol: float) -> dict:
             res = {k: z[k] for k in z.files}
     assert np.array_equal(res["run_index"], np.arange(seeds)), "runs_df not in run_index order"
     cold, warm, t_eigh = res["times"]
-    base, peak_cold, peak_warm = (float(v) / 1024.0 for v in res["rss_kb"])  # MiB
+    base, peak_cold, before_warm, peak_warm = (float(v) / 1024.0 for v in res["rss_kb"])  # MiB
     return dict(
         t_star=res["t_star"], status=res["status"], num_steps=res["num_steps"], cold=cold, warm=warm,
-        eigh=t_eigh, rss_base=base, rss_peak_cold=peak_cold, rss_peak_warm=peak_warm,
+        eigh=t_eigh, rss_base=base, rss_peak_cold=peak_cold, rss_before_warm=before_warm, rss_peak_warm=peak_warm,
     )
 
 
@@ -154,8 +166,6 @@ def run_condense(m: int, seeds: int, chunk: int, rtol: float) -> dict:
 
 def scipy_full(a0, b0, c0, rtol: float) -> float:
     """T* of one start from DOP853 on the full θ = (a, b, c), stopped at ‖θ‖ = GROWTH ‖θ0‖."""
-    from scipy.integrate import solve_ivp
-
     m = len(a0)
     theta0 = np.concatenate([a0, b0.ravel(), c0])
     n0 = np.linalg.norm(theta0)
@@ -181,8 +191,6 @@ def scipy_full(a0, b0, c0, rtol: float) -> float:
 
 def scipy_reduced(a0, b0, c0, rtol: float) -> tuple[float, float, float]:
     """T* of one start from DOP853 on the reduced 4m system; returns (T*, eigh seconds, solve seconds)."""
-    from scipy.integrate import solve_ivp
-
     t0 = time.perf_counter()
     m = len(a0)
     d1 = np.outer(a0, a0) - b0 @ b0.T
@@ -249,6 +257,13 @@ def total(res: dict, seeds: int) -> tuple[float, str]:
     return res["seconds"] / res["n"] * seeds, f"extrap. from {res['n']}"
 
 
+def _loadavg() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
 def default_chunk(m: int) -> int:
     return 64 if m >= 100 else 512
 
@@ -293,7 +308,7 @@ def main(argv=None) -> int:
         mem_chunks = args.memory_chunks or [32, 128]
 
     print(f"condense_jax vs SciPy DOP853 loops, rtol = atol = {args.rtol:g} (SciPy atol x ‖θ0‖), "
-          f"{os.cpu_count()} CPU cores\n", flush=True)
+          f"{os.cpu_count()} CPU cores, load average {_loadavg()}\n", flush=True)
     rows, ok = [], True
     for m, seeds in configs:
         chunk = args.chunk_size or default_chunk(m)
@@ -333,7 +348,7 @@ def main(argv=None) -> int:
     print("Summary (seconds; ratios = SciPy time / condense_jax time)")
     head = (f"{'m':>4} {'seeds':>5} {'chunk':>5} | {'cj warm':>7} {'cj cold':>7} {'cj eigh':>7} | "
             f"{'scipy full':>10} {'':<17} | {'scipy red':>9} {'':<17} | "
-            f"{'full/warm':>9} {'full/cold':>9} {'red/warm':>8} | {'target':>6} {'T*':>4}")
+            f"{'full/warm':>9} {'full/cold':>9} {'red/warm':>8} | {'target':>9} {'T*':>4}")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -344,22 +359,23 @@ def main(argv=None) -> int:
         print(f"{r['m']:>4} {r['seeds']:>5} {r['chunk']:>5} | {cj['warm']:>7.2f} {cj['cold']:>7.2f} {cj['eigh']:>7.2f} | "
               f"{r['full_total']:>10.1f} {'(' + r['full_how'] + ')':<17} | {r['red_total']:>9.1f} "
               f"{'(' + r['red_how'] + ')':<17} | {ratio:>8.1f}x {r['full_total'] / cj['cold']:>8.1f}x "
-              f"{r['red_total'] / cj['warm']:>7.1f}x | {tgt:>6} {'ok' if r['passed'] else 'FAIL':>4}")
+              f"{r['red_total'] / cj['warm']:>7.1f}x | {tgt:>9} {'ok' if r['passed'] else 'FAIL':>4}")
 
     if args.memory:
         m, seeds = mem_config
         print(f"\nPeak memory of condense_jax, m = {m}, {seeds} seeds (one child process per chunk size; MiB)")
-        print(f"{'chunk':>5} | {'baseline RSS':>12} {'peak warm':>9} {'warm - base':>11} | "
+        print(f"{'chunk':>5} | {'starts':>6} {'pre-call':>8} {'peak':>6} {'peak - pre-call':>15} | "
               f"{'peak incl. JIT':>14} | {'warm s':>6}")
         for chunk in mem_chunks:
             cj = run_condense(m, seeds, chunk, args.rtol)
-            print(f"{chunk:>5} | {cj['rss_base']:>12.0f} {cj['rss_peak_warm']:>9.0f} "
-                  f"{cj['rss_peak_warm'] - cj['rss_base']:>11.0f} | {cj['rss_peak_cold']:>14.0f} | {cj['warm']:>6.2f}",
-                  flush=True)
-        print("(baseline: after imports and drawing the starts; peak warm: VmHWM over the second call; "
-              "peak incl. JIT: ru_maxrss over the whole child)")
+            print(f"{chunk:>5} | {cj['rss_base']:>6.0f} {cj['rss_before_warm']:>8.0f} {cj['rss_peak_warm']:>6.0f} "
+                  f"{cj['rss_peak_warm'] - cj['rss_before_warm']:>15.0f} | {cj['rss_peak_cold']:>14.0f} | "
+                  f"{cj['warm']:>6.2f}", flush=True)
+        print("(starts: RSS after imports and drawing the starts; pre-call / peak: RSS before and peak RSS (VmHWM)\n"
+              " of the warm call, so peak - pre-call is its working set; peak incl. JIT: ru_maxrss of the child)")
 
-    print(f"\nT* agreement and statuses: {'OK' if ok else 'FAILED'}")
+    print(f"\nload average at the end: {_loadavg()} (other processes on the machine skew every timing)")
+    print(f"T* agreement and statuses: {'OK' if ok else 'FAILED'}")
     return 0 if ok else 1
 
 

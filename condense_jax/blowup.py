@@ -54,7 +54,7 @@ class SolverOptions:
     max_steps: int = 4096  # solver steps per segment
     converge_rtol: float | None = None  # |ΔT*|/T* over the last `converge_window` of τ; None: 10·rtol
     converge_window: float = 5.0
-    diverged_fraction: float = 0.5  # exponent fraction for "c_i diverges" (|c_i| > r0^(1-f) r^f)
+    diverged_fraction: float = 0.5  # "c_i diverges": it grows at least like r^f over the last window
     record_pairs: bool = False  # Assumption 2 (2) pair counts at every record (O(m²) each)
 
     def converge_tol(self) -> float:
@@ -292,21 +292,24 @@ def _final_stage_index(cond1, alpha, gamma, log_r, q, p, d1, d2):
 
 
 @functools.partial(jax.jit, static_argnames=("fraction",))
-def _reduced_final(alpha, xi, gamma, log_r, q, p, d1_hat, d2_hat, fraction):
+def _reduced_final(alpha, xi, gamma, log_r, gamma_back, log_r_back, q, p, d1_hat, d2_hat, fraction):
     """Proposition 3 near T*, from the last recorded state of each start.
 
-    * diverging: |c_i| > r0^(1−f) r^f (f = 1/2: the geometric mean of the bounded and blown-up
-      scales), i.e. the index set C1 of (4.3);
+    * diverging (the index set C1 of (4.3)): c_i grows at least like r^f between an earlier record
+      and the last one (f = 1/2, halfway between bounded, i ∈ C2, and growing like r, i ∈ C1);
     * min cos ξ_ij over i, j ∈ C1 (4.4), with cos ξ_ij = sign(c_i c_j) G_ij/√(G_ii G_jj), G = bᵀb;
     * ‖ȧ‖/‖a‖² (4.5) = ‖x‖/‖a‖²;
     * σ₁(b)²/‖b‖²_F, the share of the top singular direction (power iteration on bbᵀ from a).
     """
 
     def one(x):
-        alpha, xi, gamma, log_r, q, p, d1, d2 = x
+        alpha, xi, gamma, log_r, gamma_back, log_r_back, q, p, d1, d2 = x
         grow = jnp.exp(2.0 * log_r)
-        a, c = q @ alpha, p @ gamma
-        diverging = c * c > jnp.exp(-2.0 * (1.0 - fraction) * log_r)
+        a, c, c_back = q @ alpha, p @ gamma, p @ gamma_back
+        # c = r P γ, so log|c_i| grows by Δℓ + Δlog|(Pγ)_i|; C1 means that is ≥ f Δℓ
+        # (components below 1e-6 of ‖c‖ are rounding-level and count as bounded)
+        grows = jnp.log(jnp.abs(c)) - jnp.log(jnp.abs(c_back)) > -(1.0 - fraction) * (log_r - log_r_back)
+        diverging = grows & (jnp.abs(c) > 1e-6 * jnp.linalg.norm(c))
         g = grow * jnp.outer(c, c) + d2
         dg = jnp.sqrt(jnp.clip(jnp.diag(g), 1e-300))
         cos_xi = jnp.sign(jnp.outer(c, c)) * g / jnp.outer(dg, dg)
@@ -328,7 +331,7 @@ def _reduced_final(alpha, xi, gamma, log_r, q, p, d1_hat, d2_hat, fraction):
             b_top_share=(v @ bbt(v)) / trace,
         )
 
-    return jax.lax.map(one, (alpha, xi, gamma, log_r, q, p, d1_hat, d2_hat))
+    return jax.lax.map(one, (alpha, xi, gamma, log_r, gamma_back, log_r_back, q, p, d1_hat, d2_hat))
 
 
 # ---------------------------------------------------------------------------
@@ -394,8 +397,10 @@ def solve_three_layer(a, b, c, options: SolverOptions = SolverOptions(), workers
     if options.record_pairs:
         pairs = _pair_count_series(alpha, gamma, log_r, *geometry)
         series["a2_out_pairs"], series["a2_in_pairs"] = (np.asarray(v) for v in pairs)
+    back = np.searchsorted(taus, taus[-1] - options.converge_window)
     final = _reduced_final(
-        alpha[:, -1], xi[:, -1], gamma[:, -1], log_r[:, -1], *geometry, options.diverged_fraction
+        alpha[:, -1], xi[:, -1], gamma[:, -1], log_r[:, -1], gamma[:, back], log_r[:, back], *geometry,
+        options.diverged_fraction,
     )
     runs = _summarise(series, taus, steps, ok, hit_max, converged, assumption1(a, b, c), 3, options)
     runs.update({k: np.asarray(v) for k, v in final.items()})
