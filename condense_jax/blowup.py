@@ -56,6 +56,8 @@ class SolverOptions:
     converge_window: float = 5.0
     diverged_fraction: float = 0.5  # "c_i diverges": it grows at least like r^f over the last window
     record_pairs: bool = False  # Assumption 2 (2) pair counts at every record (O(m²) each)
+    series_t: tuple[float, ...] | None = None  # record the series at these times t instead of the τ grid
+    series_E: tuple[float, ...] | None = None  # … or where E(t) reaches these energies
 
     def converge_tol(self) -> float:
         return self.converge_rtol if self.converge_rtol is not None else 10.0 * self.rtol
@@ -122,8 +124,9 @@ def _reduced_field(tau, y, args):
 
 
 @functools.lru_cache(maxsize=None)
-def _segment_solver(field: Callable, opts: SolverOptions) -> Callable:
-    """jit(vmap(diffeqsolve)) over one τ segment, saving the state on the given τ grid."""
+def _segment_solver(field: Callable, opts: SolverOptions, per_start_saves: bool = False) -> Callable:
+    """jit(vmap(diffeqsolve)) over one τ segment, saving the state on the given τ grid
+    (one grid for all starts, or one per start with `per_start_saves`)."""
 
     def one(y0, args, tau0, tau1, save_taus):
         sol = diffrax.diffeqsolve(
@@ -136,14 +139,14 @@ def _segment_solver(field: Callable, opts: SolverOptions) -> Callable:
             args=args,
             saveat=diffrax.SaveAt(ts=save_taus),
             stepsize_controller=diffrax.PIDController(rtol=opts.rtol, atol=opts.atol),
-            max_steps=opts.max_steps,
+            max_steps=opts.max_steps * (int(opts.tau_max // opts.tau_segment) + 2 if per_start_saves else 1),
             throw=False,
         )
         ok = sol.result == diffrax.RESULTS.successful
         hit_max = sol.result == diffrax.RESULTS.max_steps_reached
         return sol.ys, sol.stats["num_steps"], ok, hit_max
 
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None)))
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, 0 if per_start_saves else None)))
 
 
 def _tail_tstar(t, e, depth):
@@ -365,6 +368,67 @@ def assumption1(a, b, c, rounding: float = 64.0) -> np.ndarray:
     return unequal & (np.abs(k) > eps * scale)
 
 
+def _hermite_inverse(tau, q, dq, targets):
+    """τ at which the monotone q(τ) reaches each target, per start, by cubic Hermite interpolation
+    of the records (q and its exact τ-derivative dq). NaN where a target lies outside the records.
+
+    tau (K,), q and dq (B, K), targets (T,) -> (B, T).
+    """
+    n = q.shape[0]
+    out = np.full((n, len(targets)), np.nan)
+    for i in range(n):
+        qi = np.maximum.accumulate(np.where(np.isfinite(q[i]), q[i], -np.inf))
+        k = np.searchsorted(qi, targets, side="right") - 1
+        inside = (k >= 0) & (k < len(tau) - 1) & np.isfinite(qi[np.clip(k, 0, len(tau) - 1)])
+        exact_end = targets == qi[-1]
+        k = np.clip(k, 0, len(tau) - 2)
+        h = tau[k + 1] - tau[k]
+        q0, q1, d0, d1 = qi[k], qi[k + 1], dq[i, k] * h, dq[i, k + 1] * h
+        lo, hi = np.zeros(len(targets)), np.ones(len(targets))
+        for _ in range(60):  # bisection on the Hermite cubic (monotone between records)
+            x = 0.5 * (lo + hi)
+            h00, h10, h01, h11 = 2 * x**3 - 3 * x**2 + 1, x**3 - 2 * x**2 + x, -2 * x**3 + 3 * x**2, x**3 - x**2
+            below = h00 * q0 + h10 * d0 + h01 * q1 + h11 * d1 < targets
+            lo, hi = np.where(below, x, lo), np.where(below, hi, x)
+        out[i] = np.where(inside, tau[k] + 0.5 * (lo + hi) * h, np.where(exact_end, tau[-1], np.nan))
+    return out
+
+
+def _grid_quantity(ys, r0, which: str):
+    """q = t or E on the records, with its exact τ-derivative, from reduced states (B, K, …)."""
+    alpha, xi, gamma, eta, log_r, tt = ys
+    r = r0[:, None] * np.exp(log_r)
+    if which == "t":
+        return tt / r0[:, None], 1.0 / r  # dt/dτ = 1/r
+    e = np.einsum("bki,bki->bk", alpha, xi) * r**3
+    sq = lambda v: np.einsum("bki,bki->bk", v, v)  # noqa: E731
+    # dE/dτ = Ė / r with Ė = ‖ȧ‖² + ‖ċ‖² + ‖a‖²‖c‖² (3.14), in scale-free units r⁴(‖ξ‖² + ‖η‖² + ‖α‖²‖γ‖²)
+    return e, r**3 * (sq(xi) + sq(eta) + sq(alpha) * sq(gamma))
+
+
+def _resample(start, args, ys, taus, options: SolverOptions):
+    """Re-solve from τ = 0, saving where t (or E) reaches the user's grid; rows the run never
+    reaches are masked. Returns the new states (B, T, …), their τ (B, T) and the validity mask."""
+    which, targets = ("t", options.series_t) if options.series_t is not None else ("E", options.series_E)
+    targets = np.sort(np.asarray(targets, dtype=np.float64))
+    q, dq = _grid_quantity(ys, start.r0, which)
+    tau_k = _hermite_inverse(taus, q, dq, targets)
+    valid = np.isfinite(tau_k)
+    below = targets[None, :] < q[:, :1]  # unreachable low targets sit at τ = 0, high ones at τ_end
+    save = np.where(valid, tau_k, np.where(below, 0.0, taus[-1]))
+    solve = _segment_solver(_reduced_field, options, per_start_saves=True)
+    target = np.broadcast_to(targets, save.shape)
+    for _ in range(4):  # Newton polish with the exact dq/dτ at the saved states: quadratic convergence
+        save = np.maximum.accumulate(np.clip(save, 0.0, taus[-1]), axis=1)
+        ys2 = jax.tree_util.tree_map(np.asarray, solve(start.y0, args, 0.0, float(taus[-1]), jnp.asarray(save))[0])
+        q2, dq2 = _grid_quantity(ys2, start.r0, which)
+        miss = np.where(valid, (target - q2) / dq2, 0.0)
+        if np.all(np.abs(np.where(valid, target - q2, 0.0)) <= 1e-10 * np.maximum(np.abs(target), 1e-300)):
+            break
+        save = save + miss
+    return ys2, save, valid, which, target
+
+
 def solve_three_layer(a, b, c, options: SolverOptions = SolverOptions(), workers: int | None = None) -> BlowupResult:
     """Blow-up of the three-layer effective ODE (3.10) from explicit starts, batched or not.
 
@@ -397,15 +461,27 @@ def solve_three_layer(a, b, c, options: SolverOptions = SolverOptions(), workers
     if options.record_pairs:
         pairs = _pair_count_series(alpha, gamma, log_r, *geometry)
         series["a2_out_pairs"], series["a2_in_pairs"] = (np.asarray(v) for v in pairs)
+    if options.series_t is not None or options.series_E is not None:
+        ys2, tau2, valid, which, target = _resample(start, args, ys, taus, options)
+        t_fs = _first_time_holding(series["final_stage"], series["t"])
+        run_series = series
+        series = {k: np.asarray(v) for k, v in _reduced_diagnostics(ys2, start.q, start.p, start.r0, start.lam_hat).items()}
+        series["final_stage"] = series["t"] >= t_fs[:, None]  # NaN t_fs: never
+        if options.record_pairs:
+            pairs = _pair_count_series(ys2[0], ys2[2], ys2[4], *geometry)
+            series["a2_out_pairs"], series["a2_in_pairs"] = (np.asarray(v) for v in pairs)
+        series[f"{which}_target"], series["valid"] = target, valid
+    else:
+        run_series, tau2 = series, taus
     back = np.searchsorted(taus, taus[-1] - options.converge_window)
     final = _reduced_final(
         alpha[:, -1], xi[:, -1], gamma[:, -1], log_r[:, -1], gamma[:, back], log_r[:, back], *geometry,
         options.diverged_fraction,
     )
-    runs = _summarise(series, taus, steps, ok, hit_max, converged, assumption1(a, b, c), 3, options)
+    runs = _summarise(run_series, taus, steps, ok, hit_max, converged, assumption1(a, b, c), 3, options)
     runs.update({k: np.asarray(v) for k, v in final.items()})
     runs["width"] = np.full(len(a), m)
-    series["tau"] = taus
+    series["tau"] = tau2
     _add_brackets(series)
     return BlowupResult(runs, series)
 
@@ -579,7 +655,7 @@ def tstar_exact_balanced(e0: float) -> float:
 
 SERIES_COLUMNS = (
     "tau", "t", "energy", "norm_a2", "norm_b2", "norm_c2", "cos_zeta", "a2_out", "a2_in",
-    "a2_out_pairs", "a2_in_pairs", "final_stage", "tstar_lower", "tstar_upper",
+    "a2_out_pairs", "a2_in_pairs", "final_stage", "tstar_lower", "tstar_upper", "t_target", "E_target",
 )
 
 
@@ -589,11 +665,14 @@ def series_frame(result: BlowupResult, run_index: np.ndarray):
 
     s = result.series
     n, k = s["t"].shape
-    cols = {"run_index": np.repeat(run_index, k), "tau": np.tile(s["tau"], n)}
-    for name in SERIES_COLUMNS[1:]:
+    cols = {"run_index": np.repeat(run_index, k)}
+    for name in SERIES_COLUMNS:
         if name in s:
             cols[name] = np.broadcast_to(s[name], (n, k)).reshape(-1)
-    return pd.DataFrame(cols)
+    frame = pd.DataFrame(cols)
+    if "valid" in s:  # records on a t or E grid that the run never reached
+        frame = frame[np.asarray(s["valid"]).reshape(-1)].reset_index(drop=True)
+    return frame
 
 
 def iter_chunks(solve_one: Callable, arrays: list, chunk_size: int):

@@ -27,6 +27,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _Help(argparse.HelpFormatter):
+    """Show a flag's default only when it has a meaningful one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def _enable_compilation_cache() -> None:
     """JAX's persistent compilation cache: a repeated sweep starts warm. CONDENSE_JAX_NO_CACHE=1 disables."""
     if os.environ.get("CONDENSE_JAX_NO_CACHE"):
@@ -100,6 +110,8 @@ def cmd_ode(args) -> int:
         series_dtau=args.series_dtau,
         chunk_size=args.chunk_size,
         pair_counts=args.pair_counts,
+        series_t=tuple(args.series_t) if args.series_t is not None else None,
+        series_E=tuple(args.series_E) if args.series_E is not None else None,
         name=args.name,
     )
     out = Path(args.out)
@@ -151,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Integrate the effective ODE da/dt = bc, db/dt = acᵀ, dc/dt = bᵀa (depth 3; "
         "any depth with --depth) to its blow-up time T*, over widths × per-layer scales × seeds, "
         "or from explicit starts with --init. Writes DIR/runs, DIR/series (Parquet) and a figure.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     o.add_argument("--out", required=True, help="result directory")
     o.add_argument("--widths", type=int, nargs="+", default=[20], metavar="M", help="hidden widths m")
@@ -167,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--tau-max", type=float, default=200.0, help="give up (status max_steps) past this projective time")
     o.add_argument("--series-dtau", type=float, default=0.5, help="spacing of the recorded series in projective time τ")
     o.add_argument("--chunk-size", type=int, default=256, help="starts solved together; bounds peak memory")
+    grid = o.add_mutually_exclusive_group()
+    grid.add_argument("--series-t", type=float, nargs="+", metavar="T", help="record the series at these times t (default: the τ grid)")
+    grid.add_argument("--series-E", type=float, nargs="+", metavar="E", help="record the series where E(t) reaches these energies")
     o.add_argument("--pair-counts", action="store_true", help="record Assumption 2 (2) pair counts in the series (O(m²) per record)")
     o.add_argument("--name", default="ode", help="name of the sweep (in the manifest)")
     o.add_argument("--no-figure", action="store_true", help="do not draw figures")

@@ -28,6 +28,23 @@ def _positive_finite(name: str, value) -> float:
     return v
 
 
+def _finite(name: str, value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ConfigError(f"{name} must be finite, got {value!r}")
+    return v
+
+
+def _finite_nonnegative(name: str, value) -> float:
+    v = _finite(name, value)
+    if v < 0:
+        raise ConfigError(f"{name} must be non-negative, got {value!r}")
+    return v
+
+
 def _int_at_least(name: str, value, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
         raise ConfigError(f"{name} must be an integer, got {value!r}")
@@ -76,6 +93,8 @@ class OdeSweep:
     series_dtau: float = 0.5
     chunk_size: int = 256
     pair_counts: bool = False
+    series_t: tuple[float, ...] | None = None
+    series_E: tuple[float, ...] | None = None
     name: str = "ode"
 
     def __post_init__(self):
@@ -94,6 +113,14 @@ class OdeSweep:
         set_("chunk_size", _int_at_least("chunk_size", self.chunk_size, 1))
         if not isinstance(self.pair_counts, bool):
             raise ConfigError(f"pair_counts must be true or false, got {self.pair_counts!r}")
+        if (self.series_t is not None or self.series_E is not None) and self.depth != 3:
+            raise ConfigError(f"series_t / series_E grids are available for depth 3 only, got depth {self.depth}")
+        if self.series_t is not None and self.series_E is not None:
+            raise ConfigError("give series_t or series_E, not both")
+        if self.series_t is not None:
+            set_("series_t", _nonempty_unique("series_t", self.series_t, _finite_nonnegative))
+        if self.series_E is not None:
+            set_("series_E", _nonempty_unique("series_E", self.series_E, _finite))
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"name must be a non-empty string, got {self.name!r}")
 
@@ -126,7 +153,7 @@ def ode_from_mapping(d: dict, where: str) -> OdeSweep:
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(ODE_KEYS)}")
     d = dict(d)
-    for k in ("widths", "scale_a", "scale_b", "scale_c"):
+    for k in ("widths", "scale_a", "scale_b", "scale_c", "series_t", "series_E"):
         if k in d and not isinstance(d[k], list):
             d[k] = [d[k]]
     return OdeSweep(**d)

@@ -51,7 +51,8 @@ def solver_options(spec: OdeSweep):
     from .blowup import SolverOptions
 
     return SolverOptions(
-        rtol=spec.rtol, atol=spec.atol, tau_max=spec.tau_max, series_dtau=spec.series_dtau, record_pairs=spec.pair_counts
+        rtol=spec.rtol, atol=spec.atol, tau_max=spec.tau_max, series_dtau=spec.series_dtau,
+        record_pairs=spec.pair_counts, series_t=spec.series_t, series_E=spec.series_E,
     )
 
 
