@@ -675,13 +675,29 @@ def series_frame(result: BlowupResult, run_index: np.ndarray):
     return frame
 
 
-def iter_chunks(solve_one: Callable, arrays: list, chunk_size: int):
+def auto_chunk_size(width: int, depth: int = 3, budget_bytes: float = 256e6) -> int:
+    """Starts per chunk so that one chunk's float64 working set stays near `budget_bytes`.
+
+    Per start the reduced solve holds Q, P, D1, D2 (4 m²) and ~60 records of 4m + 2 numbers; the
+    full form holds (L − 2) m² per record. The result is a power of two in [8, 1024].
+    """
+    if depth == 3:
+        per_start = 8.0 * (4 * width * width + 60 * (4 * width + 2) * 3)
+    else:
+        per_start = 8.0 * 60 * 3 * ((depth - 2) * width * width + 2 * width)
+    n = int(budget_bytes // per_start)
+    return int(min(1024, max(8, 2 ** max(0, n.bit_length() - 1))))
+
+
+def iter_chunks(solve_one: Callable, arrays: list, chunk_size: int | None):
     """Yield (lo, hi, result) for `solve_one(*chunk)` over fixed-size chunks of the leading axis.
 
     The last chunk is padded by repeating its first start, so one compiled shape serves every
     chunk; the padding is dropped from the result.
     """
     n = len(arrays[0])
+    if chunk_size is None:
+        chunk_size = auto_chunk_size(arrays[0].shape[1], len(arrays))
     for lo in range(0, n, chunk_size):
         hi = min(lo + chunk_size, n)
         chunk = [v[lo:hi] for v in arrays]
@@ -695,7 +711,7 @@ def iter_chunks(solve_one: Callable, arrays: list, chunk_size: int):
         yield lo, hi, BlowupResult(runs, series)
 
 
-def solve_chunked(solve_one: Callable, arrays: list, chunk_size: int):
+def solve_chunked(solve_one: Callable, arrays: list, chunk_size: int | None = None):
     """`solve_one` over fixed-size chunks; returns (runs, series) DataFrames keyed by `run_index`."""
     import pandas as pd
 

@@ -91,7 +91,7 @@ class OdeSweep:
     atol: float = 1e-9
     tau_max: float = 200.0
     series_dtau: float = 0.5
-    chunk_size: int = 256
+    chunk_size: int | None = None  # None: sized per width to a memory budget (blowup.auto_chunk_size)
     pair_counts: bool = False
     series_t: tuple[float, ...] | None = None
     series_E: tuple[float, ...] | None = None
@@ -110,7 +110,8 @@ class OdeSweep:
             raise ConfigError(f"tolerances must be below 1, got rtol={self.rtol!r} atol={self.atol!r}")
         if self.tau_max < 20.0:
             raise ConfigError(f"tau_max must be at least 20 (the first τ segment), got {self.tau_max!r}")
-        set_("chunk_size", _int_at_least("chunk_size", self.chunk_size, 1))
+        if self.chunk_size is not None:
+            set_("chunk_size", _int_at_least("chunk_size", self.chunk_size, 1))
         if not isinstance(self.pair_counts, bool):
             raise ConfigError(f"pair_counts must be true or false, got {self.pair_counts!r}")
         if (self.series_t is not None or self.series_E is not None) and self.depth != 3:

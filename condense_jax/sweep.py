@@ -198,7 +198,7 @@ def run_ode_init(a, b, c, out: Path, spec: OdeSweep, source: str, progress: bool
     return manifest
 
 
-def solve_blowup(a, b, c, options=None, chunk_size: int = 256):
+def solve_blowup(a, b, c, options=None, chunk_size: int | None = None):
     """Public API: T* and diagnostics of the three-layer effective ODE from explicit starts.
 
     a (B, m) or (m,), b (B, m, m) or (m, m), c (B, m) or (m,). Returns (runs, series) pandas
