@@ -31,6 +31,7 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optimistix
 
 from . import effective, theory
 
@@ -138,7 +139,9 @@ def _segment_solver(field: Callable, opts: SolverOptions, per_start_saves: bool 
             y0,
             args=args,
             saveat=diffrax.SaveAt(ts=save_taus),
-            stepsize_controller=diffrax.PIDController(rtol=opts.rtol, atol=opts.atol),
+            # max-norm error control: every component (and so ℓ = log r and T = r0 t, which carry
+            # E and T*) is held to the tolerance, independently of the width
+            stepsize_controller=diffrax.PIDController(rtol=opts.rtol, atol=opts.atol, norm=optimistix.max_norm),
             max_steps=opts.max_steps * (int(opts.tau_max // opts.tau_segment) + 2 if per_start_saves else 1),
             throw=False,
         )
@@ -557,13 +560,20 @@ def _full_field_cached(kind: str, degree: int) -> Callable:
     return _full_field(_deep_energy if kind == "deep" else _sensing_energy, degree)
 
 
+@functools.lru_cache(maxsize=None)
+def _batched_energy(kind: str) -> Callable:
+    """E(u) on saved states (B, K, …), compiled once per kind."""
+    if kind == "deep":
+        return jax.jit(jax.vmap(jax.vmap(_deep_energy, in_axes=(0, None)), in_axes=(0, None)))
+    return jax.jit(jax.vmap(jax.vmap(_sensing_energy, in_axes=(0, None)), in_axes=(0, 0)))
+
+
 def _solve_full(params, kind: str, degree: int, args, options: SolverOptions, decided=None):
     """Full-form solve of batched params (leading axis B) in projective time."""
     r0 = np.sqrt(sum(np.sum(p * p, axis=tuple(range(1, p.ndim))) for p in params))
     u0 = tuple(p / r0.reshape((-1,) + (1,) * (p.ndim - 1)) for p in params)
     zeros = np.zeros_like(r0)
-    energy_fn = _deep_energy if kind == "deep" else _sensing_energy
-    batched_energy = jax.jit(jax.vmap(jax.vmap(energy_fn, in_axes=(0, None)), in_axes=(0, 0 if args is not None else None)))
+    batched_energy = _batched_energy(kind)
 
     def t_and_energy(ys):
         u, log_r, tt = ys
@@ -613,8 +623,17 @@ def solve_sensing(a, b, c, lam, options: SolverOptions = SolverOptions()) -> Blo
     a, b, c, lam = (np.asarray(v, dtype=np.float64) for v in (a, b, c, lam))
     if a.ndim == 2:
         a, b, c, lam = a[None], b[None], c[None], lam[None]
-    series, taus, steps, ok, hit_max, converged, final = _solve_full((a, b, c), "sensing", 3, lam, options)
+    # Scaling λ by κ is scaling time by 1/κ (and E by κ): solve with λ/max|λ|, then scale back.
+    kappa = np.max(np.abs(lam), axis=1)
+    kappa = np.where(kappa > 0, kappa, 1.0)
+    series, taus, steps, ok, hit_max, converged, final = _solve_full(
+        (a, b, c), "sensing", 3, lam / kappa[:, None], options
+    )
     runs = _summarise(series, taus, steps, ok, hit_max, converged, np.ones(len(a), bool), 3, options)
+    runs["t_star"], runs["E0"] = runs["t_star"] / kappa, runs["E0"] * kappa
+    series["t"] = series["t"] / kappa[:, None]
+    series["energy"] = series["energy"] * kappa[:, None]
+    runs["t_star_thm1_bound"] = np.full(len(a), np.nan)  # Theorem 1 is proved for (3.10), not (A.8)
     runs["width"] = np.full(len(a), a.shape[1])
     series["final_theta"] = final
     return BlowupResult(runs, series)

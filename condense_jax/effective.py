@@ -12,6 +12,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+jax.config.update("jax_enable_x64", True)  # the effective ODE needs float64 (blow-up)
+
 # ---------------------------------------------------------------------------
 # The three-layer effective model (3.8)-(3.10)
 
