@@ -3,9 +3,10 @@
 What is compared, on the same Gaussian starts a (B,m), b (B,m,m), c (B,m) ~ N(0,1) (numpy seed 0)
 of the three-layer effective ODE  da/dt = b c,  db/dt = a cᵀ,  dc/dt = bᵀ a  (blow-up at T*):
 
-* condense_jax: ``solve_three_layer`` (reduced form, projective time, vmapped diffrax) through
+* condense_jax: ``solve_three_layer`` (reduced form, projective time, diffrax; both stepping
+  modes, ``per_start`` = vmapped solves and ``shared`` = one step size per chunk) through
   ``solve_chunked``; timed cold (first call, JIT compilation included) and warm (second call),
-  each configuration in a fresh child process; the host linear algebra (``reduce_start``: two
+  warm = best of 3, each configuration in a fresh child process; the host linear algebra (``reduce_start``: two
   ``eigh`` per start) is also timed on its own;
 * SciPy, full system: a per-seed ``solve_ivp(method="DOP853")`` loop on θ = (a, b, c)
   (size 2m + m²), stopped by a terminal event at ‖θ‖ = 1e6‖θ0‖, then
@@ -15,9 +16,15 @@ of the three-layer effective ODE  da/dt = b c,  db/dt = a cᵀ,  dc/dt = bᵀ a 
   D2 = bᵀ b − c cᵀ, then DOP853 on the 4m oscillators ã' = x̃, x̃' = (s − λ) ã, c̃' = ỹ,
   ỹ' = (s + μ) c̃ (s = ‖ã‖² + ‖c̃‖²) in t, with the same event and the same T* tail.
 
+Host BLAS/LAPACK runs on one thread by default (``--blas-threads``), in the SciPy loops and in
+condense_jax's host linear algebra alike: per-seed problems are too small to gain from a second
+thread, and on a shared 2-core machine OpenBLAS threads spin-wait for a busy core and slow the
+SciPy loops (and condense_jax's batched ``b @ bᵀ`` / ``eigh``) down by 10-100x.
+
 The three T* must agree to 1e-6 relative and every condense_jax status must be "blowup"
-(exit status 1 otherwise). The full SciPy loop at m = 200 takes seconds per seed, so by default
-it runs on the first 32 seeds only and its total is extrapolated linearly (labelled as such).
+(exit status 1 otherwise). The full SciPy loop at m = 200 is the slow part (O(m²) per step), so
+by default it runs on the first 32 seeds only and its total is extrapolated linearly (labelled
+as such; ``--scipy-seeds`` changes that).
 
 Targets (2-core CPU): condense_jax warm ≥ 30× faster than the SciPy full loop at m = 200 with
 256 seeds, and ≥ 100× at m = 20 with 1024 seeds.
@@ -33,6 +40,7 @@ working memory is bounded by the chunk size, not by the number of seeds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -106,31 +114,37 @@ def child_main(spec: dict) -> None:
     """Child process: time condense_jax cold and warm on one configuration, save T* and RSS."""
     import resource
 
+    from condense_jax.devices import use_all_cpu_cores
+
+    use_all_cpu_cores()  # as the `condense` CLI does: one XLA host device per core (before JAX starts)
     from condense_jax.blowup import SolverOptions, reduce_start, solve_chunked, solve_three_layer
 
     m, seeds, chunk, rtol = spec["m"], spec["seeds"], spec["chunk"], spec["rtol"]
     a, b, c = make_starts(m, seeds)
-    opts = SolverOptions(rtol=rtol, atol=rtol)
+    opts = SolverOptions(rtol=rtol, atol=rtol, stepping=spec["stepping"])
 
     def run():
         return solve_chunked(lambda a, b, c: solve_three_layer(a, b, c, opts), [a, b, c], chunk)
 
-    rss_base = _rss_kb("VmRSS")  # imports done, starts allocated
-    t0 = time.perf_counter()
-    runs, _ = run()  # cold: includes JIT compilation of every shape
-    cold = time.perf_counter() - t0
-    peak_cold = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux; process-wide
-    del runs
-    reset = _reset_peak_rss()
-    rss_before_warm = _rss_kb("VmRSS")  # compiled code, XLA caches and the starts stay resident
-    t0 = time.perf_counter()
-    runs, _ = run()  # warm: compiled functions are cached
-    warm = time.perf_counter() - t0
-    peak_warm = _rss_kb("VmHWM") if reset else -1
+    with blas_threads(spec["blas_threads"]):  # same host BLAS setting as the SciPy loops
+        rss_base = _rss_kb("VmRSS")  # imports done, starts allocated
+        t0 = time.perf_counter()
+        runs, _ = run()  # cold: includes JIT compilation of every shape
+        cold = time.perf_counter() - t0
+        peak_cold = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux; process-wide
+        del runs
+        reset = _reset_peak_rss()
+        rss_before_warm = _rss_kb("VmRSS")  # compiled code, XLA caches and the starts stay resident
+        warm = np.inf
+        for _ in range(spec.get("repeats", 3)):  # warm: compiled functions are cached; best of n
+            t0 = time.perf_counter()
+            runs, _ = run()
+            warm = min(warm, time.perf_counter() - t0)
+        peak_warm = _rss_kb("VmHWM") if reset else -1
 
-    t0 = time.perf_counter()
-    reduce_start(a, b, c)  # the host linear algebra alone, same arrays (two eigh per start)
-    t_eigh = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        reduce_start(a, b, c)  # the host linear algebra alone, same arrays (two eigh per start)
+        t_eigh = time.perf_counter() - t0
 
     np.savez(
         spec["out"],
@@ -143,11 +157,11 @@ def child_main(spec: dict) -> None:
     )
 
 
-def run_condense(m: int, seeds: int, chunk: int, rtol: float) -> dict:
+def run_condense(m: int, seeds: int, chunk: int, rtol: float, blas: int, stepping: str = "per_start") -> dict:
     """Run `child_main` in a fresh interpreter and load its results."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.npz")
-        spec = json.dumps(dict(m=m, seeds=seeds, chunk=chunk, rtol=rtol, out=out))
+        spec = json.dumps(dict(m=m, seeds=seeds, chunk=chunk, rtol=rtol, blas_threads=blas, out=out, stepping=stepping))
         subprocess.run([sys.executable, os.path.abspath(__file__), "--child", spec], check=True)
         with np.load(out) as z:
             res = {k: z[k] for k in z.files}
@@ -237,6 +251,15 @@ def run_scipy_reduced(a, b, c, n: int, rtol: float) -> dict:
     return dict(t_star=t_star, eigh=t_eigh.sum(), solve=t_solve.sum(), seconds=t_eigh.sum() + t_solve.sum(), n=n)
 
 
+def blas_threads(limit: int | None):
+    """Context capping BLAS/LAPACK threads (no-op for None or 0: the library default)."""
+    if not limit:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=limit)
+
+
 # ---------------------------------------------------------------------------
 # Reporting
 
@@ -278,6 +301,11 @@ def main(argv=None) -> int:
                          "seeds for m < 100, 32 for m >= 100)")
     ap.add_argument("--reduced-seeds", type=int, default=None,
                     help="same for the SciPy reduced loop (default: all seeds)")
+    ap.add_argument("--blas-threads", type=int, default=1,
+                    help="BLAS/LAPACK threads of the host NumPy/SciPy work, in the SciPy loops and in "
+                         "condense_jax's host linear algebra alike (threadpoolctl); 0: the library default. "
+                         "Default 1: as fast as the default on an idle 2-core machine, and up to 20x faster "
+                         "on a busy one, where OpenBLAS threads spin-wait for a shared core")
     ap.add_argument("--chunk-size", type=int, default=None,
                     help="condense_jax chunk size (default: 64 for m >= 100, 512 otherwise)")
     ap.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
@@ -286,6 +314,9 @@ def main(argv=None) -> int:
                     help="configuration of the memory runs (default: 200:256)")
     ap.add_argument("--memory-chunks", type=int, nargs="+", default=None,
                     help="chunk sizes of the memory runs (default: 32 128)")
+    ap.add_argument("--stepping", nargs="+", default=["per_start", "shared"], choices=["per_start", "shared"],
+                    help="condense_jax stepping modes to time: per_start (default of the engine: vmapped solves, "
+                         "a start's numbers independent of its chunk-mates) and shared (one step size per chunk)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: m=20/64 seeds and m=50/32 seeds, SciPy on 8 seeds, small memory runs")
     ap.add_argument("--child", help=argparse.SUPPRESS)  # internal: one condense_jax run, JSON spec
@@ -308,7 +339,8 @@ def main(argv=None) -> int:
         mem_chunks = args.memory_chunks or [32, 128]
 
     print(f"condense_jax vs SciPy DOP853 loops, rtol = atol = {args.rtol:g} (SciPy atol x ‖θ0‖), "
-          f"{os.cpu_count()} CPU cores, load average {_loadavg()}\n", flush=True)
+          f"{os.cpu_count()} CPU cores, host BLAS threads {args.blas_threads or 'default'}, "
+          f"load average {_loadavg()}\n", flush=True)
     rows, ok = [], True
     for m, seeds in configs:
         chunk = args.chunk_size or default_chunk(m)
@@ -316,37 +348,42 @@ def main(argv=None) -> int:
         n_red = min(seeds, reduced_seeds or seeds)
         print(f"== m = {m}, {seeds} seeds (chunk {chunk})", flush=True)
 
-        cj = run_condense(m, seeds, chunk, args.rtol)
-        print(f"  condense_jax: cold {cj['cold']:.2f} s, warm {cj['warm']:.2f} s "
-              f"(reduce_start host eigh alone: {cj['eigh']:.2f} s); "
-              f"steps per start {int(np.median(cj['num_steps']))} (median)", flush=True)
+        cjs = {}
+        for mode in args.stepping:
+            cj = cjs[mode] = run_condense(m, seeds, chunk, args.rtol, args.blas_threads, mode)
+            print(f"  condense_jax ({mode}): cold {cj['cold']:.2f} s, warm {cj['warm']:.2f} s (best of 3) "
+                  f"(reduce_start host eigh alone: {cj['eigh']:.2f} s); "
+                  f"steps per start {int(np.median(cj['num_steps']))} (median)", flush=True)
 
         a, b, c = make_starts(m, seeds)
-        full = run_scipy_full(a, b, c, n_full, args.rtol)
+        with blas_threads(args.blas_threads):
+            full = run_scipy_full(a, b, c, n_full, args.rtol)
         full_total, full_how = total(full, seeds)
         print(f"  SciPy full loop: {full['seconds']:.2f} s on {n_full} seeds = {full['seconds'] / n_full:.4f} s/seed"
               f" -> {full_total:.1f} s for {seeds} seeds ({full_how})", flush=True)
-        red = run_scipy_reduced(a, b, c, n_red, args.rtol)
+        with blas_threads(args.blas_threads):
+            red = run_scipy_reduced(a, b, c, n_red, args.rtol)
         red_total, red_how = total(red, seeds)
         print(f"  SciPy reduced loop: {red['seconds']:.2f} s on {n_red} seeds (eigh {red['eigh']:.2f} s, "
               f"solve {red['solve']:.2f} s) -> {red_total:.1f} s for {seeds} seeds ({red_how})", flush=True)
 
-        # Agreement of T* and statuses
-        n_blowup = int(np.sum(cj["status"] == "blowup"))
-        d_full = max_rel_diff(full["t_star"], cj["t_star"])
-        d_red = max_rel_diff(red["t_star"], cj["t_star"])
-        d_peers = max_rel_diff(full["t_star"], red["t_star"])
-        passed = n_blowup == seeds and max(d_full, d_red, d_peers) <= TSTAR_RTOL
-        ok &= passed
-        print(f"  status blowup: {n_blowup}/{seeds}; max rel |ΔT*|: full vs condense {d_full:.2e} "
-              f"({n_full} seeds), reduced vs condense {d_red:.2e} ({n_red} seeds), full vs reduced "
-              f"{d_peers:.2e} -> {'OK' if passed else 'FAIL'} (tol {TSTAR_RTOL:g})\n", flush=True)
-        rows.append(dict(m=m, seeds=seeds, chunk=chunk, cj=cj, full_total=full_total, full_how=full_how,
-                         red_total=red_total, red_how=red_how, passed=passed))
+        for mode, cj in cjs.items():  # agreement of T* and statuses
+            n_blowup = int(np.sum(cj["status"] == "blowup"))
+            d_full = max_rel_diff(full["t_star"], cj["t_star"])
+            d_red = max_rel_diff(red["t_star"], cj["t_star"])
+            d_peers = max_rel_diff(full["t_star"], red["t_star"])
+            passed = n_blowup == seeds and max(d_full, d_red, d_peers) <= TSTAR_RTOL
+            ok &= passed
+            print(f"  [{mode}] status blowup: {n_blowup}/{seeds}; max rel |ΔT*|: full vs condense {d_full:.2e} "
+                  f"({n_full} seeds), reduced vs condense {d_red:.2e} ({n_red} seeds), full vs reduced "
+                  f"{d_peers:.2e} -> {'OK' if passed else 'FAIL'} (tol {TSTAR_RTOL:g})", flush=True)
+            rows.append(dict(m=m, seeds=seeds, chunk=chunk, mode=mode, cj=cj, full_total=full_total,
+                             full_how=full_how, red_total=red_total, red_how=red_how, passed=passed))
+        print()
 
     # Summary table
     print("Summary (seconds; ratios = SciPy time / condense_jax time)")
-    head = (f"{'m':>4} {'seeds':>5} {'chunk':>5} | {'cj warm':>7} {'cj cold':>7} {'cj eigh':>7} | "
+    head = (f"{'m':>4} {'seeds':>5} {'chunk':>5} {'stepping':>9} | {'cj warm':>7} {'cj cold':>7} {'cj eigh':>7} | "
             f"{'scipy full':>10} {'':<17} | {'scipy red':>9} {'':<17} | "
             f"{'full/warm':>9} {'full/cold':>9} {'red/warm':>8} | {'target':>9} {'T*':>4}")
     print(head)
@@ -356,7 +393,7 @@ def main(argv=None) -> int:
         target = TARGETS.get((r["m"], r["seeds"]))
         ratio = r["full_total"] / cj["warm"]
         tgt = "-" if target is None else f"{target:.0f}x " + ("ok" if ratio >= target else "MISS")
-        print(f"{r['m']:>4} {r['seeds']:>5} {r['chunk']:>5} | {cj['warm']:>7.2f} {cj['cold']:>7.2f} {cj['eigh']:>7.2f} | "
+        print(f"{r['m']:>4} {r['seeds']:>5} {r['chunk']:>5} {r['mode']:>9} | {cj['warm']:>7.2f} {cj['cold']:>7.2f} {cj['eigh']:>7.2f} | "
               f"{r['full_total']:>10.1f} {'(' + r['full_how'] + ')':<17} | {r['red_total']:>9.1f} "
               f"{'(' + r['red_how'] + ')':<17} | {ratio:>8.1f}x {r['full_total'] / cj['cold']:>8.1f}x "
               f"{r['red_total'] / cj['warm']:>7.1f}x | {tgt:>9} {'ok' if r['passed'] else 'FAIL':>4}")
@@ -367,12 +404,12 @@ def main(argv=None) -> int:
         print(f"{'chunk':>5} | {'starts':>6} {'pre-call':>8} {'peak':>6} {'peak - pre-call':>15} | "
               f"{'peak incl. JIT':>14} | {'warm s':>6}")
         for chunk in mem_chunks:
-            cj = run_condense(m, seeds, chunk, args.rtol)
+            cj = run_condense(m, seeds, chunk, args.rtol, args.blas_threads)
             print(f"{chunk:>5} | {cj['rss_base']:>6.0f} {cj['rss_before_warm']:>8.0f} {cj['rss_peak_warm']:>6.0f} "
                   f"{cj['rss_peak_warm'] - cj['rss_before_warm']:>15.0f} | {cj['rss_peak_cold']:>14.0f} | "
                   f"{cj['warm']:>6.2f}", flush=True)
         print("(starts: RSS after imports and drawing the starts; pre-call / peak: RSS before and peak RSS (VmHWM)\n"
-              " of the warm call, so peak - pre-call is its working set; peak incl. JIT: ru_maxrss of the child)")
+              " of the warm call, so peak - pre-call is its working set; peak incl. JIT: ru_maxrss after the cold call)")
 
     print(f"\nload average at the end: {_loadavg()} (other processes on the machine skew every timing)")
     print(f"T* agreement and statuses: {'OK' if ok else 'FAILED'}")

@@ -93,6 +93,7 @@ class OdeSweep:
     series_dtau: float = 0.5
     chunk_size: int | None = None  # None: sized per width to a memory budget (blowup.auto_chunk_size)
     pair_counts: bool = False
+    stepping: str = "per_start"
     series_t: tuple[float, ...] | None = None
     series_E: tuple[float, ...] | None = None
     name: str = "ode"
@@ -114,6 +115,8 @@ class OdeSweep:
             set_("chunk_size", _int_at_least("chunk_size", self.chunk_size, 1))
         if not isinstance(self.pair_counts, bool):
             raise ConfigError(f"pair_counts must be true or false, got {self.pair_counts!r}")
+        if self.stepping not in ("per_start", "shared"):
+            raise ConfigError(f"stepping must be 'per_start' or 'shared', got {self.stepping!r}")
         if (self.series_t is not None or self.series_E is not None) and self.depth != 3:
             raise ConfigError(f"series_t / series_E grids are available for depth 3 only, got depth {self.depth}")
         if self.series_t is not None and self.series_E is not None:

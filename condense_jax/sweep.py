@@ -52,7 +52,7 @@ def solver_options(spec: OdeSweep):
 
     return SolverOptions(
         rtol=spec.rtol, atol=spec.atol, tau_max=spec.tau_max, series_dtau=spec.series_dtau,
-        record_pairs=spec.pair_counts, series_t=spec.series_t, series_E=spec.series_E,
+        record_pairs=spec.pair_counts, series_t=spec.series_t, series_E=spec.series_E, stepping=spec.stepping,
     )
 
 
