@@ -5,7 +5,7 @@ of the three-layer effective ODE  da/dt = b c,  db/dt = a cᵀ,  dc/dt = bᵀ a 
 
 * condense_jax: ``solve_three_layer`` (reduced form, projective time, diffrax; both stepping
   modes, ``per_start`` = vmapped solves and ``shared`` = one step size per chunk) through
-  ``solve_chunked``; timed cold (first call, JIT compilation included) and warm (second call),
+  ``condense_jax.sweep.solve_blowup``; timed cold (first call, JIT compilation included) and warm (second call),
   warm = best of 3, each configuration in a fresh child process; the host linear algebra (``reduce_start``: two
   ``eigh`` per start) is also timed on its own;
 * SciPy, full system: a per-seed ``solve_ivp(method="DOP853")`` loop on θ = (a, b, c)
@@ -117,14 +117,15 @@ def child_main(spec: dict) -> None:
     from condense_jax.devices import use_all_cpu_cores
 
     use_all_cpu_cores()  # as the `condense` CLI does: one XLA host device per core (before JAX starts)
-    from condense_jax.blowup import SolverOptions, reduce_start, solve_chunked, solve_three_layer
+    from condense_jax.blowup import SolverOptions, reduce_start
+    from condense_jax.sweep import solve_blowup
 
     m, seeds, chunk, rtol = spec["m"], spec["seeds"], spec["chunk"], spec["rtol"]
     a, b, c = make_starts(m, seeds)
     opts = SolverOptions(rtol=rtol, atol=rtol, stepping=spec["stepping"])
 
     def run():
-        return solve_chunked(lambda a, b, c: solve_three_layer(a, b, c, opts), [a, b, c], chunk)
+        return solve_blowup(a, b, c, opts, chunk)
 
     with blas_threads(spec["blas_threads"]):  # same host BLAS setting as the SciPy loops
         rss_base = _rss_kb("VmRSS")  # imports done, starts allocated
@@ -150,7 +151,7 @@ def child_main(spec: dict) -> None:
         spec["out"],
         t_star=runs["t_star"].to_numpy(dtype=float),
         status=runs["status"].to_numpy(dtype=str),
-        run_index=runs["run_index"].to_numpy(),
+        run_index=runs["run_id"].to_numpy(),
         num_steps=runs["num_steps"].to_numpy(),
         times=np.array([cold, warm, t_eigh]),
         rss_kb=np.array([rss_base, peak_cold, rss_before_warm, peak_warm]),

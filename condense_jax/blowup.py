@@ -738,13 +738,13 @@ SERIES_COLUMNS = (
 )
 
 
-def series_frame(result: BlowupResult, run_index: np.ndarray):
+def series_frame(result: BlowupResult, run_ids: np.ndarray):
     """Long-format series (one row per run and recorded τ) as a pandas DataFrame."""
     import pandas as pd
 
     s = result.series
     n, k = s["t"].shape
-    cols = {"run_index": np.repeat(run_index, k)}
+    cols = {"run_id": np.repeat(run_ids, k)}
     for name in SERIES_COLUMNS:
         if name in s:
             cols[name] = np.broadcast_to(s[name], (n, k)).reshape(-1)
@@ -788,15 +788,3 @@ def iter_chunks(solve_one: Callable, arrays: list, chunk_size: int | None):
         runs = {k: np.asarray(v)[:keep] for k, v in res.runs.items()}
         series = {k: (v[:keep] if np.ndim(v) == 2 else v) for k, v in res.series.items() if k != "final_theta"}
         yield lo, hi, BlowupResult(runs, series)
-
-
-def solve_chunked(solve_one: Callable, arrays: list, chunk_size: int | None = None):
-    """`solve_one` over fixed-size chunks; returns (runs, series) DataFrames keyed by `run_index`."""
-    import pandas as pd
-
-    runs, series = [], []
-    for lo, hi, res in iter_chunks(solve_one, arrays, chunk_size):
-        idx = np.arange(lo, hi)
-        runs.append(pd.DataFrame({"run_index": idx, **res.runs}))
-        series.append(series_frame(res, idx))
-    return pd.concat(runs, ignore_index=True), pd.concat(series, ignore_index=True)

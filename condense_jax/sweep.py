@@ -64,7 +64,7 @@ def _solver(depth: int, options) -> Callable:
     return lambda *params: blowup.solve_deep(params, options)
 
 
-def _frames(lo: int, res, run_ids: np.ndarray, extra):
+def _frames(res, run_ids: np.ndarray, extra):
     """Runs and series frames of one solved chunk; `extra` holds the grid columns of those runs."""
     import pandas as pd
 
@@ -81,7 +81,7 @@ def _frames(lo: int, res, run_ids: np.ndarray, extra):
     runs["status"] = runs["status"].astype(str)
     for col in ("seed", "init_index"):
         runs[col] = pd.array(runs[col], dtype="Int64")
-    series = series_frame(res, run_ids).rename(columns={"run_index": "run_id"})
+    series = series_frame(res, run_ids)
     return runs, series
 
 
@@ -133,20 +133,30 @@ def _write_chunks(out: Path, chunks, meta: dict, progress: Progress) -> dict:
     return {"parts": files, "status_counts": counts}
 
 
+def _run_into(out: Path, config: dict, config_hash: str, n_runs: int, name: str, chunks, progress: bool) -> dict:
+    """Check `out`, write a provisional manifest, write every chunk, then the final manifest."""
+    out = Path(out)
+    store.check_out_dir(out, config_hash)
+    meta = {"config": config, "config_hash": config_hash, **store.provenance()}
+    store.write_manifest(out, {**meta, "complete": False, "n_runs": n_runs})
+    bar = Progress(n_runs, name, progress)
+    try:
+        written = _write_chunks(out, chunks, meta, bar)
+    finally:
+        bar.close()
+    manifest = {**meta, "complete": True, "n_runs": n_runs, **written}
+    store.write_manifest(out, manifest)
+    return manifest
+
+
 def run_ode_sweep(spec: OdeSweep, out: Path, progress: bool = True) -> dict:
     """Run an ODE sweep into `out`; returns the manifest."""
-    out = Path(out)
-    config_hash = spec.config_hash()
-    store.check_out_dir(out, config_hash)
+    from .blowup import iter_chunks
+
     grid = ode_grid(spec)
-    options = solver_options(spec)
-    meta = {"config": spec.to_dict(), "config_hash": config_hash, **store.provenance()}
-    store.write_manifest(out, {**meta, "complete": False, "n_runs": len(grid)})
-    bar = Progress(len(grid), spec.name, progress)
+    solve = _solver(spec.depth, solver_options(spec))
 
     def chunks():
-        from .blowup import iter_chunks
-
         for width, group in grid.groupby("width", sort=False):
             starts = [
                 sample_starts(int(r.seed), int(width), spec.depth, (r.scale_a, r.scale_b, r.scale_c))
@@ -155,47 +165,31 @@ def run_ode_sweep(spec: OdeSweep, out: Path, progress: bool = True) -> dict:
             arrays = [np.stack(v) for v in zip(*starts)]
             run_ids = group["run_id"].to_numpy()
             extra = group.drop(columns=["run_id"]).reset_index(drop=True)
-            for lo, hi, res in iter_chunks(_solver(spec.depth, options), arrays, spec.chunk_size):
-                yield _frames(lo, res, run_ids[lo:hi], extra.iloc[lo:hi])
+            for lo, hi, res in iter_chunks(solve, arrays, spec.chunk_size):
+                yield _frames(res, run_ids[lo:hi], extra.iloc[lo:hi])
 
-    try:
-        written = _write_chunks(out, chunks(), meta, bar)
-    finally:
-        bar.close()
-    manifest = {**meta, "complete": True, "n_runs": len(grid), **written}
-    store.write_manifest(out, manifest)
-    return manifest
+    return _run_into(out, spec.to_dict(), spec.config_hash(), len(grid), spec.name, chunks(), progress)
 
 
 def run_ode_init(a, b, c, out: Path, spec: OdeSweep, source: str, progress: bool = True) -> dict:
     """Solve explicit starts (from `condense ode --init`), one row per start in file order."""
     import hashlib
 
-    import pandas as pd
-
-    out = Path(out)
     digest = hashlib.sha256(b"".join(np.ascontiguousarray(v).tobytes() for v in (a, b, c))).hexdigest()[:16]
     config = {**spec.to_dict(), "init_file": source, "init_sha256": digest, "widths": [a.shape[1]], "seeds": None}
-    config_hash = spec.config_hash({"init_sha256": digest})
-    store.check_out_dir(out, config_hash)
-    meta = {"config": config, "config_hash": config_hash, **store.provenance()}
-    store.write_manifest(out, {**meta, "complete": False, "n_runs": len(a)})
-    bar = Progress(len(a), spec.name, progress)
+    chunks = _init_chunks(a, b, c, solver_options(spec), spec.chunk_size)
+    return _run_into(out, config, spec.config_hash({"init_sha256": digest}), len(a), spec.name, chunks, progress)
+
+
+def _init_chunks(a, b, c, options, chunk_size):
+    """(runs, series) frames of explicit starts, chunk by chunk, run_id = init_index = row."""
+    import pandas as pd
+
+    from .blowup import iter_chunks
+
     extra = pd.DataFrame({"init_index": np.arange(len(a)), "depth": 3})
-
-    def chunks():
-        from .blowup import iter_chunks
-
-        for lo, hi, res in iter_chunks(_solver(3, solver_options(spec)), [a, b, c], spec.chunk_size):
-            yield _frames(lo, res, np.arange(lo, hi), extra.iloc[lo:hi])
-
-    try:
-        written = _write_chunks(out, chunks(), meta, bar)
-    finally:
-        bar.close()
-    manifest = {**meta, "complete": True, "n_runs": len(a), **written}
-    store.write_manifest(out, manifest)
-    return manifest
+    for lo, hi, res in iter_chunks(_solver(3, options), [a, b, c], chunk_size):
+        yield _frames(res, np.arange(lo, hi), extra.iloc[lo:hi])
 
 
 def solve_blowup(a, b, c, options=None, chunk_size: int | None = None):
@@ -209,11 +203,5 @@ def solve_blowup(a, b, c, options=None, chunk_size: int | None = None):
     from . import blowup
 
     a, b, c = blowup._as_batch(a, b, c)
-    options = options or blowup.SolverOptions()
-    extra = pd.DataFrame({"init_index": np.arange(len(a)), "depth": 3})
-    runs, series = [], []
-    for lo, hi, res in blowup.iter_chunks(_solver(3, options), [a, b, c], chunk_size):
-        r, s = _frames(lo, res, np.arange(lo, hi), extra.iloc[lo:hi])
-        runs.append(r)
-        series.append(s)
-    return pd.concat(runs, ignore_index=True), pd.concat(series, ignore_index=True)
+    frames = list(_init_chunks(a, b, c, options or blowup.SolverOptions(), chunk_size))
+    return tuple(pd.concat(part, ignore_index=True) for part in zip(*frames))
