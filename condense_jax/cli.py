@@ -215,6 +215,10 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"condense {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # an output path that cannot be created or written, a full disk, …
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"condense {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("condense: interrupted; finished chunks are kept", file=sys.stderr)
         return 130

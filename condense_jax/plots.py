@@ -33,7 +33,8 @@ def pick_runs(runs, k: int = 3):
 def tstar_bounds_figure(runs, series, path: Path, run_ids=None) -> Path:
     """Left: T* against the Theorem 1 bound E0^(−1/3), every run with E0 > 0 (all must lie below
     the diagonal). Right: for a few runs, E against the time left T* − t, between Theorem 1's lower
-    envelope from t = 0 and Theorem 2's upper envelope from the final-stage time."""
+    envelope (3.15) and Theorem 2's upper envelope (4.21), both started at the final-stage time
+    t_fs with C the largest C(t) = (4/3)(cos ζ)^(−4/3) measured after it."""
     plt = _pyplot()
     has = runs[np.isfinite(runs["t_star"]) & (runs["E0"] > 0)]
     if has.empty:
@@ -63,21 +64,22 @@ def tstar_bounds_figure(runs, series, path: Path, run_ids=None) -> Path:
         e = s["energy"].to_numpy()
         ax2.plot(left, e, color=color, lw=2, label=f"run {rid} (m = {run['width']})")
         lefts.append(left[left > 0])
-        # Theorem 1 lower envelope from the first record with E > 0
-        t0, e0 = s["t"].iloc[0], s["energy"].iloc[0]
-        ax2.plot(left, theory.thm1_energy_lower_envelope(s["t"].to_numpy(), t0, e0), color=color, ls=":", lw=1)
-        fs = s[s["final_stage"]]
+        # both envelopes from the same start s: the final-stage time (Theorem 2 needs it), else the first E > 0
+        fs = s[s["final_stage"]] if "final_stage" in s else s.iloc[:0]
+        base = fs if len(fs) > 1 else s
+        t_s, e_s = base["t"].iloc[0], base["energy"].iloc[0]
+        tt = base["t"].to_numpy()
+        ax2.plot(t_star - tt, theory.thm1_energy_lower_envelope(tt, t_s, e_s), color=color, ls=":", lw=1.2)
         if len(fs) > 1:
             c = float(np.nanmax(theory.thm2_constant(fs["cos_zeta"].to_numpy())))
-            upper = theory.thm2_energy_upper_envelope(fs["t"].to_numpy(), fs["t"].iloc[0], fs["energy"].iloc[0], c)
-            ax2.plot(t_star - fs["t"].to_numpy(), upper, color=color, ls="--", lw=1)
+            ax2.plot(t_star - tt, theory.thm2_energy_upper_envelope(tt, t_s, e_s, c), color=color, ls="--", lw=1.2)
     if lefts and np.concatenate(lefts).size:
         every = np.concatenate(lefts)
         x = np.geomspace(every.min(), every.max(), 50)
-        ax2.plot(x, x**-3.0, color="0.5", lw=0.8, label="(T* − t)^(−3): balanced limit")
+        ax2.plot(x, x**-3.0, color="k", lw=0.8, ls=(0, (1, 3)), zorder=5, label="(T* − t)^(−3): balanced limit")
     ax2.set(xscale="log", yscale="log", xlabel="time to blow-up T* − t", ylabel="energy E(t)")
     ax2.invert_xaxis()
-    ax2.set_title("E(t): Thm 1 lower (dotted), Thm 2 upper from t_fs (dashed)")
+    ax2.set_title("E(t) from t_fs: Thm 1 lower (dotted), Thm 2 upper (dashed)")
     ax2.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)

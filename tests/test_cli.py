@@ -214,3 +214,10 @@ def test_help_mentions_every_command():
     text = cli.build_parser().format_help()
     for cmd in ("run", "ode", "plot"):
         assert cmd in text
+
+
+def test_out_path_that_cannot_be_created(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run_cli(["ode", "--out", str(blocker / "sub")] + SMALL, capsys)
+    assert code == 2 and err.count("\n") == 1 and "Not a directory" in err
