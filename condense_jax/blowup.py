@@ -101,6 +101,8 @@ def _reduce_part(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> ReducedStart:
     scale = (r0 * r0)[:, None, None]
     d1 /= scale
     d2 /= scale
+    bad = ~(np.isfinite(r0) & np.all(np.isfinite(d1), (1, 2)) & np.all(np.isfinite(d2), (1, 2)))
+    d1[bad], d2[bad] = 0.0, 0.0  # LAPACK refuses non-finite input; the caller reports these `nonfinite`
     lam, q = np.linalg.eigh(d1)
     mu, p = np.linalg.eigh(d2)
     x = np.einsum("bij,bj->bi", b, c)  # x = b c
@@ -501,6 +503,14 @@ def solve_three_layer(a, b, c, options: SolverOptions = SolverOptions(), workers
     """
     a, b, c = _as_batch(a, b, c)
     start = reduce_start(a, b, c, workers)
+    # A start whose reduction is not finite (e.g. ‖θ0‖² overflows) is solved as a stand-in copy of
+    # a good start and reported `nonfinite`, so it cannot take its chunk down (shared steps would).
+    broken = ~np.isfinite(start.r0) | ~np.all(
+        [np.all(np.isfinite(v.reshape(len(a), -1)), 1) for v in jax.tree_util.tree_leaves(start)], 0
+    )
+    if broken.any() and not broken.all():
+        good = int(np.argmin(broken))
+        start = jax.tree_util.tree_map(lambda v: np.where(broken.reshape((-1,) + (1,) * (v.ndim - 1)), v[good], v), start)
 
     def t_and_energy(ys):
         alpha, xi, _, _, log_r, tt = ys
@@ -541,11 +551,17 @@ def solve_three_layer(a, b, c, options: SolverOptions = SolverOptions(), workers
         alpha[:, -1], xi[:, -1], gamma[:, -1], log_r[:, -1], gamma[:, back], log_r[:, back], *geometry,
         options.diverged_fraction,
     )
-    runs = _summarise(run_series, taus, steps, ok, hit_max, converged, assumption1(a, b, c), 3, options)
+    runs = _summarise(run_series, taus, steps, ok & ~broken, hit_max, converged, assumption1(a, b, c), 3, options)
     runs.update({k: np.asarray(v) for k, v in final.items()})
     runs["width"] = np.full(len(a), m)
     series["tau"] = tau2
     _add_brackets(series)
+    if broken.any():  # nothing of a stand-in survives
+        for k in ("t_star", "E0", "t_final_stage", "frac_diverging", "min_cos_xi", "adot_over_a2", "b_top_share"):
+            runs[k] = np.where(broken, np.nan, runs[k].astype(np.float64))
+        for k, v in series.items():
+            if np.ndim(v) == 2 and v.dtype.kind == "f":
+                series[k] = np.where(broken[:, None], np.nan, v)
     return BlowupResult(runs, series)
 
 
@@ -755,15 +771,16 @@ def series_frame(result: BlowupResult, run_ids: np.ndarray):
 
 
 def auto_chunk_size(width: int, depth: int = 3, budget_bytes: float = 256e6) -> int:
-    """Starts per chunk so that one chunk's float64 working set stays near `budget_bytes`.
+    """Starts per chunk so that one chunk's working set stays near `budget_bytes`.
 
-    Per start the reduced solve holds Q, P, D1, D2 (4 m²) and ~60 records of 4m + 2 numbers; the
-    full form holds (L − 2) m² per record. The result is a power of two in [8, 1024].
+    Measured at m = 200 (benchmarks/ode_vs_scipy.py --memory): about 7 MiB per start for the
+    reduced solve, i.e. ~20 float64 copies of the m×m matrices (Q, P, D1, D2 on host and device)
+    plus the records; the full form holds (L − 2) m² per record. A power of two in [8, 1024].
     """
     if depth == 3:
-        per_start = 8.0 * (4 * width * width + 60 * (4 * width + 2) * 3)
+        per_start = 8.0 * (20 * width * width + 200 * (4 * width + 2))
     else:
-        per_start = 8.0 * 60 * 3 * ((depth - 2) * width * width + 2 * width)
+        per_start = 8.0 * 200 * ((depth - 2) * width * width + 2 * width)
     n = int(budget_bytes // per_start)
     return int(min(1024, max(8, 2 ** max(0, n.bit_length() - 1))))
 

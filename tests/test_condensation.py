@@ -41,3 +41,27 @@ def test_balanced_depth4_tail_is_exact(s):
     assert res.runs["t_star"][0] == pytest.approx(exact, rel=1e-8)
     t, e = res.series["t"][0], res.series["energy"][0]
     np.testing.assert_allclose(t + e ** -0.5 / 2, exact, rtol=1e-8)
+
+
+def test_unconverged_runs_are_max_steps_not_blowup():
+    """A τ budget too short for the T* estimate to settle is reported as max_steps with no T*."""
+    rng = np.random.default_rng(13)
+    a, b, c = rng.standard_normal((2, 6)), rng.standard_normal((2, 6, 6)), rng.standard_normal((2, 6))
+    r = blowup.solve_three_layer(a, b, c, blowup.SolverOptions(tau_first=2.0, tau_max=2.0)).runs
+    assert list(r["status"]) == ["max_steps", "max_steps"]
+    assert np.all(np.isnan(r["t_star"]))
+
+
+@pytest.mark.parametrize("stepping", ["per_start", "shared"])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_broken_start_does_not_take_its_chunk_down(stepping):
+    """‖θ0‖² overflows for the middle start: it is `nonfinite`, its chunk-mates are unaffected."""
+    rng = np.random.default_rng(14)
+    a, b, c = rng.standard_normal((3, 5)), rng.standard_normal((3, 5, 5)), rng.standard_normal((3, 5))
+    opts = blowup.SolverOptions(stepping=stepping)
+    alone = blowup.solve_three_layer(a[[0, 2]], b[[0, 2]], c[[0, 2]], opts).runs
+    a[1] *= 1e200
+    r = blowup.solve_three_layer(a, b, c, opts).runs
+    assert list(r["status"]) == ["blowup", "nonfinite", "blowup"]
+    assert np.isnan(r["t_star"][1])
+    np.testing.assert_allclose(r["t_star"][[0, 2]], alone["t_star"], rtol=1e-8)
