@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ode_vs_scipy import blas_threads, scipy_full  # noqa: E402  (the same SciPy peer)
+from ode_vs_scipy import blas_threads, scipy_full
 
 TARGETS = {(200, 1024): 10.0, (20, 16384): 30.0}
 

@@ -24,8 +24,9 @@ import dataclasses
 import functools
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import diffrax
 import jax
@@ -108,7 +109,7 @@ def _reduce_part(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> ReducedStart:
     x = np.einsum("bij,bj->bi", b, c)  # x = b c
     y = np.einsum("bji,bj->bi", b, a)  # y = bᵀ a
     r = r0[:, None]
-    rot = lambda m, v: np.einsum("bji,bj->bi", m, v)  # noqa: E731  (Mᵀ v, batched)
+    rot = lambda m, v: np.einsum("bji,bj->bi", m, v)
     zeros = np.zeros_like(r0)
     y0 = (rot(q, a) / r, rot(q, x) / r**2, rot(p, c) / r, rot(p, y) / r**2, zeros, zeros)
     return ReducedStart(y0, lam, mu, q, p, d1, d2, r0)
@@ -162,7 +163,7 @@ def _solve(field: Callable, opts: SolverOptions, max_steps: int, y0, args, tau0,
     return sol.ys, sol.stats["num_steps"], ok, hit_max
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _segment_solver(field: Callable, opts: SolverOptions, per_start_saves: bool = False) -> Callable:
     """Compiled solve of a chunk over one τ segment, saving on one τ grid for all starts (or one
     grid per start with `per_start_saves`, which always steps per start).
@@ -204,7 +205,7 @@ def _segment_solver(field: Callable, opts: SolverOptions, per_start_saves: bool 
         """Pad the starts to a multiple of the device count (repeating the first), then drop the padding."""
         n = len(jax.tree_util.tree_leaves(y0)[0])
         extra = -n % len(devices)
-        pad = lambda v: np.concatenate([v, np.repeat(v[:1], extra, 0)]) if extra else v  # noqa: E731
+        pad = lambda v: np.concatenate([v, np.repeat(v[:1], extra, 0)]) if extra else v
         y0, args = jax.tree_util.tree_map(pad, (y0, args))
         if per_start_saves:
             save_taus = pad(np.asarray(save_taus))
@@ -466,7 +467,7 @@ def _grid_quantity(ys, r0, which: str):
     if which == "t":
         return tt / r0[:, None], 1.0 / r  # dt/dτ = 1/r
     e = np.einsum("bki,bki->bk", alpha, xi) * r**3
-    sq = lambda v: np.einsum("bki,bki->bk", v, v)  # noqa: E731
+    sq = lambda v: np.einsum("bki,bki->bk", v, v)
     # dE/dτ = Ė / r with Ė = ‖ȧ‖² + ‖ċ‖² + ‖a‖²‖c‖² (3.14), in scale-free units r⁴(‖ξ‖² + ‖η‖² + ‖α‖²‖γ‖²)
     return e, r**3 * (sq(xi) + sq(eta) + sq(alpha) * sq(gamma))
 
@@ -631,12 +632,12 @@ def _sensing_energy(params, lam):
     return effective.sensing_energy(*params, lam)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _full_field_cached(kind: str, degree: int) -> Callable:
     return _full_field(_deep_energy if kind == "deep" else _sensing_energy, degree)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _batched_energy(kind: str) -> Callable:
     """E(u) on saved states (B, K, …), compiled once per kind."""
     if kind == "deep":

@@ -23,7 +23,7 @@ PACKAGED_SWEEPS = Path(__file__).resolve().parent / "sweeps"
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line and exit code 2."""
 
-    def error(self, message):  # noqa: D401
+    def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

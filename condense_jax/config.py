@@ -99,7 +99,7 @@ class OdeSweep:
     name: str = "ode"
 
     def __post_init__(self):
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        set_ = lambda k, v: object.__setattr__(self, k, v)
         set_("widths", _nonempty_unique("widths", self.widths, lambda n, v: _int_at_least(n, v, 1)))
         set_("seeds", _seeds(self.seeds))
         for k in ("scale_a", "scale_b", "scale_c"):

@@ -40,7 +40,7 @@ def provenance() -> dict:
         import jax
 
         devices = [str(d) for d in jax.devices()]
-    except Exception:  # noqa: BLE001 - provenance must never fail a sweep
+    except Exception:
         devices = []
     return {
         "versions": versions,
@@ -49,7 +49,7 @@ def provenance() -> dict:
         "host": platform.node(),
         "platform": platform.platform(),
         "devices": devices,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference  # tests/reference.py: independent NumPy/SciPy integrations
 
 from condense_jax import blowup, effective, theory
 from condense_jax.blowup import SolverOptions
-
-import reference  # tests/reference.py: independent NumPy/SciPy integrations
 
 DEFAULT = SolverOptions()
 TIGHT = SolverOptions(rtol=1e-11, atol=1e-11)
@@ -384,8 +383,8 @@ def test_sensing_blows_up_and_matches_scipy(sensing):
     for i in range(len(a)):
         lam = SENSING_LAM[i]
         ref, tail_share = reference.blowup_time(
-            lambda a, b, c: reference.sensing_field(a, b, c, lam),
-            lambda a, b, c: reference.sensing_energy(a, b, c, lam),
+            lambda a, b, c, lam=lam: reference.sensing_field(a, b, c, lam),
+            lambda a, b, c, lam=lam: reference.sensing_energy(a, b, c, lam),
             (a[i], b[i], c[i]), depth="sensing", growth=1e8,
         )
         assert tail_share < 1e-7  # the tail (E^{−1/3}, exact only for max|λ| = 1) is negligible here

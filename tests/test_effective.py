@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 jax.config.update("jax_enable_x64", True)  # effective.py itself does not switch x64 on
 
-from condense_jax import blowup, effective, theory  # noqa: E402
-
 import reference  # noqa: E402  (tests/reference.py: independent NumPy/SciPy integrations)
+
+from condense_jax import blowup, effective, theory  # noqa: E402
 
 M = 6
 
@@ -166,7 +166,7 @@ def test_projective_rhs_is_the_flow_in_projective_time(depth):
     assert float(dlog_r) == pytest.approx(depth * reference.deep_energy(list(u)), rel=1e-12)
     assert abs(sum(float(np.vdot(ui, di)) for ui, di in zip(u, du))) < 1e-13  # stays on the sphere
     field = reference.deep_field(theta)
-    for ui, di, fi, pi in zip(u, du, field, theta):
+    for di, fi, pi in zip(du, field, theta):
         lhs = r * np.asarray(di) + pi * float(dlog_r)
         assert _rel(lhs, fi * float(dt)) < 1e-12
 
