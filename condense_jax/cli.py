@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--rtol", type=float, default=1e-9, help="relative tolerance of the adaptive solver")
     o.add_argument("--atol", type=float, default=None, help="absolute tolerance, relative to the start's scale (default: rtol)")
     o.add_argument("--tau-max", type=float, default=200.0, help="give up (status max_steps) past this projective time")
-    o.add_argument("--series-dtau", type=float, default=0.5, help="spacing of the recorded series in projective time τ")
+    o.add_argument("--series-dtau", type=float, default=1.0, help="spacing of the recorded series in projective time τ")
     o.add_argument("--chunk-size", type=int, help="starts solved together; bounds peak memory (default: sized per width to ~256 MB)")
     grid = o.add_mutually_exclusive_group()
     grid.add_argument("--series-t", type=float, nargs="+", metavar="T", help="record the series at these times t (default: the τ grid)")

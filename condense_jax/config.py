@@ -90,7 +90,7 @@ class OdeSweep:
     rtol: float = 1e-9
     atol: float = 1e-9
     tau_max: float = 200.0
-    series_dtau: float = 0.5
+    series_dtau: float = 1.0
     chunk_size: int | None = None  # None: sized per width to a memory budget (blowup.auto_chunk_size)
     pair_counts: bool = False
     stepping: str = "per_start"
