@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--pair-counts", action="store_true", help="record Assumption 2 (2) pair counts in the series (O(m²) per record)")
     o.add_argument("--stepping", choices=["per_start", "shared"], default="per_start",
                    help="per_start: every start its own adaptive steps (its numbers do not depend on its chunk-mates); "
-                   "shared: one step size per chunk, about 2x faster on CPU, every start still within the tolerance")
+                   "shared: one step size per chunk, often 10-40%% faster, every start still within the tolerance")
     o.add_argument("--name", default="ode", help="name of the sweep (in the manifest)")
     o.add_argument("--no-figure", action="store_true", help="do not draw figures")
     o.add_argument("--quiet", action="store_true", help="no progress output")
