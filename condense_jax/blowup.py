@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -682,7 +681,7 @@ def solve_deep(params, options: SolverOptions = SolverOptions()) -> BlowupResult
         params = [p[None] for p in params]
     depth = len(params)
     a1 = assumption1(*params) if depth == 3 else np.ones(len(params[0]), bool)
-    no_blowup = (~a1) & (np.asarray([effective_energy(p) for p in zip(*params)]) < 0) if depth == 3 else None
+    no_blowup = (~a1) & (np.einsum("bi,bij,bj->b", *params) < 0) if depth == 3 else None  # Example 1's case
     series, taus, steps, ok, hit_max, converged, final = _solve_full(params, "deep", depth, None, options, no_blowup)
     runs = _summarise(series, taus, steps, ok, hit_max, converged, a1, depth, options)
     runs["width"] = np.full(len(params[0]), params[0].shape[1])
@@ -716,21 +715,6 @@ def solve_sensing(a, b, c, lam, options: SolverOptions = SolverOptions()) -> Blo
     return BlowupResult(runs, series)
 
 
-def effective_energy(params) -> float:
-    """E of one unbatched start of any depth (host-side convenience)."""
-    return float(effective.deep_energy(tuple(jnp.asarray(p) for p in params)))
-
-
-def deep_start(key, batch: int, width: int, depth: int, scales) -> list:
-    """Gaussian starts for depth L: a ~ N(0, σ_a²), each W ~ N(0, σ_b²), c ~ N(0, σ_c²)."""
-    sa, sb, sc = scales
-    keys = jax.random.split(key, depth)
-    out = [sa * jax.random.normal(keys[0], (batch, width))]
-    out += [sb * jax.random.normal(k, (batch, width, width)) for k in keys[1:-1]]
-    out += [sc * jax.random.normal(keys[-1], (batch, width))]
-    return [np.asarray(v) for v in out]
-
-
 def balanced_rank_one(s: float, u: np.ndarray, w: np.ndarray):
     """a = s u, b = s u wᵀ, c = s w (unit u, w): E' = 3E^{4/3} exactly, so T* = E0^{−1/3}."""
     return s * u, s * np.outer(u, w), s * w
@@ -739,10 +723,6 @@ def balanced_rank_one(s: float, u: np.ndarray, w: np.ndarray):
 def example1():
     """The paper's Example 1: ‖a(0)‖ = ‖c(0)‖, balanced, E(0) = −1 < 0; E → 0⁻, no blow-up."""
     return np.array([1.0, 0.0]), np.array([[1.0, 0.0], [0.0, 0.0]]), np.array([-1.0, 0.0])
-
-
-def tstar_exact_balanced(e0: float) -> float:
-    return math.inf if e0 <= 0 else e0 ** (-1.0 / 3.0)
 
 
 # ---------------------------------------------------------------------------
