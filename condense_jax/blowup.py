@@ -41,7 +41,7 @@ STATUSES = ("blowup", "no_blowup", "max_steps", "nonfinite")
 SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.Dopri8}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class SolverOptions:
     """Numerical settings of a blow-up solve (all tolerances relative to the start's scale)."""
 
