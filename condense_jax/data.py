@@ -50,3 +50,62 @@ def load_effective_init(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.nd
     if zero.any():
         raise ConfigError(f"--init start {int(np.argmax(zero))} is all zeros, a fixed point of (3.10) with no dynamics")
     return a.astype(np.float64), b.astype(np.float64), c.astype(np.float64)
+
+
+# ---------------------------------------------------------------------------
+# Regression data for gradient-descent training (issue #3)
+
+
+def tanh_regression(n: int = 100, grid: bool = False, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's data (section 4.1): n samples of y = tanh(x) on [−π, π], uniform random (seeded)
+    or an even grid. Returns x (n, 1), y (n,)."""
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"n must be a positive integer, got {n!r}")
+    x = np.linspace(-np.pi, np.pi, n) if grid else np.random.default_rng(seed).uniform(-np.pi, np.pi, n)
+    return x[:, None], np.tanh(x)
+
+
+def with_bias(x: np.ndarray) -> np.ndarray:
+    """Append a constant 1 to every input (an input bias as an extra weight column)."""
+    return np.concatenate([x, np.ones((len(x), 1), dtype=x.dtype)], axis=1)
+
+
+def target_direction(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """v = Σ y_i x_i / ‖Σ y_i x_i‖ (3.7)."""
+    s = y @ x
+    norm = np.linalg.norm(s)
+    if norm == 0:
+        raise ConfigError("Σ y_i x_i = 0: the data has no target direction v (3.7)")
+    return s / norm
+
+
+def effective_rate(x: np.ndarray, y: np.ndarray, slope0: float) -> float:
+    """κ = σ'(0)² ‖Σ y_i x_i‖ / n, the rate of the time rescaling t̄ = ε κ t below (3.5)."""
+    return float(slope0**2 * np.linalg.norm(y @ x) / len(y))
+
+
+def load_xy(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """User regression data from an .npz with `x` (n, d) (or (n,)) and `y` (n,); checked."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in ("x", "y") if k not in f.files]
+            if missing:
+                raise ConfigError(f"data file {str(path)!r} lacks array(s) {missing}; it has {sorted(f.files)}")
+            x, y = np.asarray(f["x"]), np.asarray(f["y"])
+    except ConfigError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise ConfigError(f"data file {str(path)!r} is not a readable .npz file ({type(e).__name__})") from None
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or y.ndim != 1:
+        raise ConfigError(f"data arrays must be x (n, d) and y (n,); got shapes {x.shape}, {y.shape}")
+    if len(x) == 0:
+        raise ConfigError(f"data file {str(path)!r} has n = 0 samples")
+    if len(x) != len(y):
+        raise ConfigError(f"data x has {len(x)} samples but y has {len(y)}")
+    for name, v in (("x", x), ("y", y)):
+        if not np.issubdtype(v.dtype, np.number) or not np.all(np.isfinite(v)):
+            raise ConfigError(f"data array {name} has non-numeric or non-finite values")
+    return x.astype(np.float64), y.astype(np.float64)
