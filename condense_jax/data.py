@@ -10,23 +10,28 @@ import numpy as np
 from .config import ConfigError
 
 
+def _read_npz(path: str | Path, keys: tuple[str, ...], what: str) -> list[np.ndarray]:
+    """The named arrays of an .npz file; a ConfigError naming the file for anything unreadable."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in keys if k not in f.files]
+            if missing:
+                raise ConfigError(f"{what} {str(path)!r} lacks array(s) {missing}; it has {sorted(f.files)}")
+            return [np.asarray(f[k]) for k in keys]
+    except ConfigError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise ConfigError(f"{what} {str(path)!r} is not a readable .npz file ({type(e).__name__})") from None
+
+
 def load_effective_init(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read starts of (3.10) from an .npz with arrays `a` (B, m), `b` (B, m, m), `c` (B, m).
 
     A single unbatched start (a (m,), b (m, m), c (m,)) is accepted as B = 1. Shapes, dtypes and
     finiteness are checked; any problem is a ConfigError naming the array and the bad value.
     """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("a", "b", "c") if k not in f.files]
-            if missing:
-                raise ConfigError(f"--init {str(path)!r} lacks array(s) {missing}; it has {sorted(f.files)}")
-            a, b, c = (np.asarray(f[k]) for k in ("a", "b", "c"))
-    except ConfigError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise ConfigError(f"--init {str(path)!r} is not a readable .npz file ({type(e).__name__})") from None
+    a, b, c = _read_npz(path, ("a", "b", "c"), "--init")
     for name, v in (("a", a), ("b", b), ("c", c)):
         if not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
             raise ConfigError(f"--init array {name} has dtype {v.dtype}, expected real numbers")
@@ -87,16 +92,7 @@ def effective_rate(x: np.ndarray, y: np.ndarray, slope0: float) -> float:
 def load_xy(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """User regression data from an .npz with `x` (n, d) (or (n,)) and `y` (n,); checked."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("x", "y") if k not in f.files]
-            if missing:
-                raise ConfigError(f"data file {str(path)!r} lacks array(s) {missing}; it has {sorted(f.files)}")
-            x, y = np.asarray(f["x"]), np.asarray(f["y"])
-    except ConfigError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise ConfigError(f"data file {str(path)!r} is not a readable .npz file ({type(e).__name__})") from None
+    x, y = _read_npz(path, ("x", "y"), "data file")
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2 or y.ndim != 1:
