@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import metrics
 from .config import ConfigError
 from .models import activations, deep_linear, mlp
 
@@ -45,6 +46,10 @@ class TrainSpec:
     dtype: str = "float32"
     diverge_factor: float = 1e6
     loss_threshold: float = 0.0
+    escape_fraction: float = 0.5  # escape_step: first step with loss ≤ this × the initial loss
+    cos_threshold: float = 0.99  # rows with |cos| ≥ this count as one direction
+    cosine_steps: tuple[int, ...] | None = None  # steps whose cosine matrices are kept; None: first and last
+    top_k: int = 4  # deep-linear: singular values of W recorded
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -63,43 +68,95 @@ class TrainSpec:
                 raise ConfigError(f"{name} must be positive and finite, got {value!r}")
         if any(not (np.isfinite(v) and v > 0) for v in self.layer_scales):
             raise ConfigError(f"layer_scales must be positive and finite, got {self.layer_scales!r}")
+        if not 0 < self.escape_fraction < 1:
+            raise ConfigError(f"escape_fraction must lie in (0, 1), got {self.escape_fraction!r}")
+        if not 0 < self.cos_threshold <= 1:
+            raise ConfigError(f"cos_threshold must lie in (0, 1], got {self.cos_threshold!r}")
+        if not (isinstance(self.top_k, int) and 1 <= self.top_k <= self.width):
+            raise ConfigError(f"top_k must be an integer in [1, width], got {self.top_k!r}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
 
     def recorded(self) -> np.ndarray:
-        """The steps at which the loss is recorded (0 = the initial loss), sorted, unique."""
+        """The steps at which the loss and the measurements are recorded (0 = the initial state):
+        record_steps (default ~40 log-spaced steps, 0 and the last) plus the cosine steps, sorted."""
         if self.record_steps is not None:
-            steps = np.asarray(self.record_steps, dtype=np.int64)
-            if steps.size == 0 or steps.min() < 0 or steps.max() > self.steps:
-                raise ConfigError(f"record_steps must lie in [0, {self.steps}], got {self.record_steps!r}")
-            return np.unique(steps)
-        return np.unique(np.concatenate([[0], np.geomspace(1, self.steps, 40).round().astype(np.int64)]))
+            steps = _steps_in_range(self.record_steps, self.steps, "record_steps")
+        else:
+            steps = np.concatenate([[0], np.geomspace(1, self.steps, 40).round().astype(np.int64)])
+        return np.unique(np.concatenate([steps, self.cosine_recorded()]))
+
+    def cosine_recorded(self) -> np.ndarray:
+        """The steps whose row-cosine matrices are kept (default: the first and the last)."""
+        if self.cosine_steps is None:
+            return np.array([0, self.steps], dtype=np.int64)
+        return np.unique(_steps_in_range(self.cosine_steps, self.steps, "cosine_steps"))
+
+
+def _steps_in_range(steps, last: int, name: str) -> np.ndarray:
+    arr = np.asarray(steps, dtype=np.int64)
+    if arr.size == 0 or arr.min() < 0 or arr.max() > last:
+        raise ConfigError(f"{name} must lie in [0, {last}], got {tuple(steps)!r}")
+    return arr
 
 
 class TrainResult(NamedTuple):
     loss: jnp.ndarray  # (K,) loss at spec.recorded() (frozen value after divergence or convergence)
+    series: dict  # name → (K,) measurements of metrics.py at spec.recorded()
+    cosines: dict  # layer → (C, m, m) row-cosine matrices at spec.cosine_recorded()
     params0: dict | list
     params: dict | list  # final (or frozen) parameters
     status: jnp.ndarray  # 0 finished, 1 diverged, 2 converged (STATUS_CODES)
     stop_step: jnp.ndarray  # updates applied to the parameters the run is frozen at; spec.steps if never
+    escape_step: jnp.ndarray  # first step with loss ≤ escape_fraction × initial loss; −1 if never
+    max_pos_sum: jnp.ndarray  # three-layer: max over steps of the Fig. 2 positive sum; −1 otherwise
 
 
-def _model(spec: TrainSpec, x, y) -> tuple[Callable, Callable]:
-    """(init(key, ε), loss(params)) of the model the spec names, on data (x, y)."""
+class Model(NamedTuple):
+    init: Callable  # (key, ε) → params
+    loss: Callable  # params → R_S
+    measure: Callable  # (params, params0, ε) → (series dict, cosine dict)
+    positive_sum: Callable | None  # params → Fig. 2 sum, every step (three-layer only)
+
+
+def _model(spec: TrainSpec, x, y) -> Model:
+    """The model the spec names, on data (x, y): init, loss and what a record measures."""
     dtype = jnp.dtype(spec.dtype)
-    x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
     act = activations.get(spec.activation).fn
     s = spec.layer_scales
+    if spec.model in ("three-layer", "two-layer"):
+        v = jnp.asarray(_target_direction(x, y), dtype)
+    x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
+    thr = spec.cos_threshold
     if spec.model == "three-layer":
         init = lambda key, eps: mlp.three_layer_init(key, x.shape[1], spec.width, (eps * s[0], eps * s[1], eps * s[2]), dtype)
         loss = lambda p: mlp.mse(mlp.three_layer_apply(p, x, act), y)
-    elif spec.model == "two-layer":
+        measure = lambda p, p0, eps: metrics.three_layer(p, p0, v, eps, thr)
+        pos = lambda p: metrics.positive_sum(p["a"], p["w2"], p["w1"] @ v)
+        return Model(init, loss, measure, pos)
+    if spec.model == "two-layer":
         init = lambda key, eps: mlp.two_layer_init(key, x.shape[1], spec.width, eps * s[0], eps * s[1], dtype)
         loss = lambda p: mlp.mse(mlp.two_layer_apply(p, x, act, spec.alpha), y)
-    else:  # deep-linear: x holds the measurement matrices (n, m, m)
-        init = lambda key, eps: [eps * si * v for si, v in zip(s, deep_linear.init(key, spec.width, 1.0, len(s), dtype))]
+        measure = lambda p, p0, eps: metrics.two_layer(p, p0, v, eps, thr)
+        return Model(init, loss, measure, None)
+    # deep-linear: x (n, m, m) measurement matrices and y (n,) (sensing), or x an (m, m) 0/1
+    # observation mask and y the (m, m) target (completion, without materialising e_j e_kᵀ)
+    init = lambda key, eps: [eps * si * w for si, w in zip(s, deep_linear.init(key, spec.width, 1.0, len(s), dtype))]
+    if x.ndim == 2:
+        n_obs = jnp.sum(x)
+        loss = lambda p: 0.5 * jnp.sum(x * (deep_linear.product(p) - y) ** 2) / n_obs
+        v_matrix = x * y / n_obs  # V = (1/n) Σ y_i X_i (A.6)
+    else:
         loss = lambda p: deep_linear.sensing_loss(p, x, y)
-    return init, loss
+        v_matrix = jnp.einsum("n,nij->ij", y, x) / len(y)
+    measure = lambda p, p0, eps: metrics.deep_linear(p, p0, v_matrix, eps, spec.top_k)
+    return Model(init, loss, measure, None)
+
+
+def _target_direction(x, y):
+    from .data import target_direction
+
+    return target_direction(np.asarray(x, np.float64), np.asarray(y, np.float64))
 
 
 def _optimizer(spec: TrainSpec) -> optax.GradientTransformation:
@@ -128,13 +185,23 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
     forward and backward pass per step); if that loss is non-finite or above diverge_factor × the
     initial loss, the run is frozen at θ_{i−1} (status diverged); if it is ≤ loss_threshold the run
     is frozen at θ_i (status converged). Frozen runs keep their loss in later records.
-    """
-    init, loss_fn = _model(spec, x, y)
-    opt = _optimizer(spec)
-    recorded = jnp.asarray(spec.recorded())
-    value_and_grad = jax.value_and_grad(loss_fn)
 
-    def check(i, params, prev, loss, last_loss, loss0, status, stop):
+    The loop is a scan over the record intervals [r_{k−1}, r_k) with an inner loop over the steps
+    of each, so the measurements of metrics.py (O(m³) for the Assumption 2 pair counts) cost once
+    per record, not once per step.
+    """
+    model = _model(spec, x, y)
+    opt = _optimizer(spec)
+    recorded = spec.recorded()
+    starts = jnp.asarray(np.concatenate([[0], recorded[:-1]]))
+    ends = jnp.asarray(recorded)
+    slots = jnp.asarray(_slots(recorded, spec.cosine_recorded()))
+    value_and_grad = jax.value_and_grad(model.loss)
+    frac = spec.escape_fraction
+
+    def check(i, state, loss, loss0):
+        """Freeze a run on divergence or convergence; note the escape step and the positive sum."""
+        params, prev, opt_state, last_loss, status, stop, escape, pos = state
         running = status == 0
         bad = running & (~jnp.isfinite(loss) | (loss > spec.diverge_factor * loss0))
         params = _select(bad, prev, params)
@@ -142,30 +209,84 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
         done = running & ~bad & (loss <= spec.loss_threshold)
         status = jnp.where(bad, 1, jnp.where(done, 2, status)).astype(jnp.int32)
         stop = jnp.where(bad, i - 1, jnp.where(done, i, stop)).astype(jnp.int32)
-        return params, loss, status, stop
+        escape = jnp.where((escape < 0) & running & ~bad & (loss <= frac * loss0), i, escape).astype(jnp.int32)
+        if model.positive_sum is not None:
+            pos = jnp.where(running & ~bad, jnp.maximum(pos, model.positive_sum(params)), pos).astype(jnp.int32)
+        return (params, prev, opt_state, loss, status, stop, escape, pos), loss
 
     def train(key, scale):
-        params0 = init(key, scale)
-        loss0 = loss_fn(params0)
+        params0 = model.init(key, scale)
+        loss0 = model.loss(params0)
 
-        def step(carry, i):
-            params, prev, opt_state, last_loss, records, status, stop = carry
-            loss, grads = value_and_grad(params)
-            params, loss, status, stop = check(i, params, prev, loss, last_loss, loss0, status, stop)
-            records = jnp.where(recorded == i, loss, records)
+        def step(i, state):
+            loss, grads = value_and_grad(state[0])
+            state, loss = check(i, state, loss, loss0)
+            params, prev, opt_state, _, status, stop, escape, pos = state
             go = status == 0
             updates, new_state = opt.update(grads, opt_state, params)
             prev = _select(go, params, prev)
             params = _select(go, optax.apply_updates(params, updates), params)
             opt_state = _select(go, new_state, opt_state)
-            return (params, prev, opt_state, loss, records, status, stop), None
+            return (params, prev, opt_state, loss, status, stop, escape, pos)
 
-        records = jnp.full(recorded.shape, jnp.nan, loss0.dtype)
-        carry = (params0, params0, opt.init(params0), loss0, records, jnp.int32(0), jnp.int32(spec.steps))
-        (params, prev, _, last_loss, records, status, stop), _ = jax.lax.scan(step, carry, jnp.arange(spec.steps))
-        # the last update's loss, θ_steps
-        params, loss, status, stop = check(spec.steps, params, prev, loss_fn(params), last_loss, loss0, status, stop)
-        records = jnp.where(recorded == spec.steps, loss, records)
-        return TrainResult(records, params0, params, status, stop)
+        def interval(carry, k):
+            state, cos_store = carry
+            state = jax.lax.fori_loop(starts[k], ends[k], step, state)
+            state, loss = check(ends[k], state, model.loss(state[0]), loss0)  # the record's own θ
+            series, cos = model.measure(state[0], params0, scale)
+            keep = slots[k] >= 0
+            cos_store = {
+                name: jnp.where(keep, cos_store[name].at[jnp.maximum(slots[k], 0)].set(cos[name]), cos_store[name])
+                for name in cos_store
+            }
+            return (state, cos_store), (loss, series)
+
+        _, cos0 = model.measure(params0, params0, scale)
+        cos_store = {name: jnp.zeros((len(spec.cosine_recorded()), *c.shape), c.dtype) for name, c in cos0.items()}
+        neg = jnp.int32(-1)
+        state = (params0, params0, opt.init(params0), loss0, jnp.int32(0), jnp.int32(spec.steps), neg, neg)
+        (state, cos_store), (losses, series) = jax.lax.scan(interval, (state, cos_store), jnp.arange(len(recorded)))
+        params, _, _, _, status, stop, escape, pos = state
+        return TrainResult(losses, series, cos_store, params0, params, status, stop, escape, pos)
 
     return train
+
+
+def _slots(recorded: np.ndarray, cosine_steps: np.ndarray) -> np.ndarray:
+    """For each record, its index among the cosine steps, or −1 if its matrices are not kept."""
+    where = {int(s): j for j, s in enumerate(cosine_steps)}
+    return np.array([where.get(int(r), -1) for r in recorded], dtype=np.int32)
+
+
+def batched(spec: TrainSpec, x, y) -> Callable:
+    """`run(keys (S, 2), scales (E,)) -> TrainResult` with leading axes (S, E): jit(vmap(vmap(train))).
+
+    With several local devices (the CLI exposes each CPU core as one) the seeds are split across
+    them with `shard_map`, each device running its own share with no communication; the seeds are
+    padded to a multiple of the device count (repeating the first) and the padding is dropped.
+    """
+    train = make_train(spec, x, y)
+    grid = jax.vmap(jax.vmap(train, in_axes=(None, 0)), in_axes=(0, None))
+    devices = jax.local_devices()
+    if len(devices) == 1:
+        return jax.jit(grid)
+    from jax.sharding import Mesh, PartitionSpec
+
+    sharded = jax.jit(
+        jax.shard_map(
+            grid,
+            mesh=Mesh(np.array(devices), ("seeds",)),
+            in_specs=(PartitionSpec("seeds"), PartitionSpec()),
+            out_specs=PartitionSpec("seeds"),
+            check_vma=False,
+        )
+    )
+
+    def run(keys, scales):
+        n = len(keys)
+        extra = -n % len(devices)
+        keys = jnp.concatenate([keys, jnp.repeat(keys[:1], extra, 0)]) if extra else keys
+        out = sharded(keys, jnp.asarray(scales))
+        return jax.tree_util.tree_map(lambda v: v[:n], out)
+
+    return run

@@ -1,0 +1,120 @@
+"""What a training run records: condensation and final-stage measurements as pure JAX functions.
+
+All functions work on one run's parameters (no batch axis) and are meant to be vmapped. Names
+follow the paper: for the three-layer network (3.1) the effective variables are a, b = W², c = W¹v
+(3.9), in units of the init scale ε ("normalised": a/ε, W²/ε, W¹v/ε).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def relative_distance(w, w0) -> jnp.ndarray:
+    """RD = ‖θ(t) − θ(0)‖ / ‖θ(0)‖ of one layer (Luo et al. 2021; (14) of the CNN paper)."""
+    return jnp.linalg.norm((w - w0).ravel()) / jnp.linalg.norm(w0.ravel())
+
+
+def row_cosines(w) -> jnp.ndarray:
+    """Cosine-similarity matrix D(w_i, w_j) of the rows of w (m, d); a zero row has cosine 0."""
+    norms = jnp.linalg.norm(w, axis=1)
+    u = w / jnp.where(norms > 0, norms, 1.0)[:, None]
+    return u @ u.T
+
+
+def mean_abs_cos_with(w, v) -> jnp.ndarray:
+    """Mean over rows of |cos(w_i, v)|: 1 when every row lies on the line of v."""
+    norms = jnp.linalg.norm(w, axis=1)
+    return jnp.mean(jnp.abs(w @ v) / jnp.where(norms > 0, norms, 1.0) / jnp.linalg.norm(v))
+
+
+def distinct_directions(cos, threshold: float) -> jnp.ndarray:
+    """Number of directions (lines) among the rows: greedy leaders in row order.
+
+    Row i starts a new direction unless |cos(w_i, w_j)| ≥ threshold for an earlier leader j. For a
+    condensed layer (all rows on one or two lines) this is the number of lines; at a random init in
+    d ≥ 2 it grows with the width.
+    """
+    close = jnp.abs(cos) >= threshold
+    m = cos.shape[0]
+
+    def visit(i, leader):
+        covered = jnp.any(leader & close[i])
+        return leader.at[i].set(~covered)
+
+    leader = jax.lax.fori_loop(0, m, visit, jnp.zeros(m, bool))
+    return jnp.sum(leader)
+
+
+def assumption2(a, b, c) -> dict:
+    """Assumption 2 of the paper, counted.
+
+    (1) #i with c_i aᵀbⁱ > 0 (`a2_in`) and #i with a_i b_i c > 0 (`a2_out`); their sum is the
+        "sum of positive numbers" of Fig. 2 (at most 2m).
+    (2) #(i, j) with ⟨c_i bⁱ, c_j bʲ⟩ > 0 (`a2_in_pairs`) and with ⟨a_i b_i, a_j b_j⟩ > 0
+        (`a2_out_pairs`), each out of m². O(m³): only at recorded steps.
+    """
+    m = a.shape[0]
+    first_in = c * (a @ b) > 0  # c_i aᵀ bⁱ
+    first_out = a * (b @ c) > 0  # a_i b_i c
+    cols = b * c[None, :]  # columns c_i bⁱ
+    rows = b * a[:, None]  # rows a_i b_i
+    in_pairs = jnp.sum(cols.T @ cols > 0)
+    out_pairs = jnp.sum(rows @ rows.T > 0)
+    a2_in, a2_out = jnp.sum(first_in), jnp.sum(first_out)
+    holds = (a2_in == m) & (a2_out == m) & (in_pairs == m * m) & (out_pairs == m * m)
+    return dict(a2_in=a2_in, a2_out=a2_out, a2_pos_sum=a2_in + a2_out, a2_in_pairs=in_pairs,
+                a2_out_pairs=out_pairs, a2_holds=holds)
+
+
+def positive_sum(a, b, c) -> jnp.ndarray:
+    """The Fig. 2 "sum of positive numbers" alone, O(m²): cheap enough for every step."""
+    return jnp.sum(c * (a @ b) > 0) + jnp.sum(a * (b @ c) > 0)
+
+
+def three_layer(params, params0, v, eps, threshold: float) -> dict:
+    """Series quantities of the three-layer network (3.1) at one step."""
+    a, b, w1 = params["a"], params["w2"], params["w1"]
+    c = w1 @ v  # (3.9): c = W¹ v
+    cos1, cos2 = row_cosines(w1), row_cosines(b)
+    return dict(
+        rd_a=relative_distance(a, params0["a"]),
+        rd_w2=relative_distance(b, params0["w2"]),
+        rd_w1=relative_distance(w1, params0["w1"]),
+        energy=(a @ b @ c) / eps**3,  # (3.8) in normalised units
+        norm_a=jnp.linalg.norm(a) / eps,
+        norm_w2=jnp.linalg.norm(b) / eps,
+        norm_c=jnp.linalg.norm(c) / eps,
+        norm_w1=jnp.linalg.norm(w1) / eps,
+        cos_v_w1=mean_abs_cos_with(w1, v),
+        n_dir_w1=distinct_directions(cos1, threshold),
+        n_dir_w2=distinct_directions(cos2, threshold),
+        **assumption2(a, b, c),
+    ), dict(w1=cos1, w2=cos2)
+
+
+def two_layer(params, params0, v, eps, threshold: float) -> dict:
+    """Series quantities of the two-layer network f = (1/α) Σ a_k σ(w_k · x)."""
+    a, w = params["a"], params["w"]
+    cos = row_cosines(w)
+    return dict(
+        rd_a=relative_distance(a, params0["a"]),
+        rd_w=relative_distance(w, params0["w"]),
+        norm_a=jnp.linalg.norm(a) / eps,
+        norm_w=jnp.linalg.norm(w) / eps,
+        cos_v_w=mean_abs_cos_with(w, v),
+        n_dir_w=distinct_directions(cos, threshold),
+    ), dict(w=cos)
+
+
+def deep_linear(factors, factors0, v_matrix, eps, top_k: int) -> dict:
+    """Series quantities of deep matrix factorisation W = W³W²W¹ (A.1)."""
+    from .models.deep_linear import product
+
+    w = product(factors)
+    out = {f"rd_w{i + 1}": relative_distance(f, f0) for i, (f, f0) in enumerate(zip(factors, factors0))}
+    sv = jnp.linalg.svd(w, compute_uv=False)[:top_k]
+    out.update({f"sv_{j + 1}": sv[j] for j in range(top_k)})
+    out["energy"] = jnp.vdot(w, v_matrix) / eps ** len(factors)  # ⟨W, V⟩ (A.4) in normalised units
+    return out, {}
