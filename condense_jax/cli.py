@@ -2,7 +2,9 @@
 
     condense run [SPEC]            a sweep from a TOML spec (default: the built-in quickstart)
     condense ode [flags] --out DIR an effective-ODE sweep from flags, or from explicit starts (--init)
+    condense train [flags] --out DIR  gradient-descent training from small init, seeds × scales
     condense plot tstar DIR        T* against Theorem 1, and E(t) between its envelopes
+    condense plot train DIR        the training figures (loss, cosine heatmaps, Assumption 2, escape)
 
 Bad input ends with one line `condense: error: …` and exit code 2; nothing is written.
 Heavy imports (JAX, pandas) happen only once a command runs, so `--help` is instant.
@@ -15,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import ConfigError, OdeSweep, load_spec
+from .config import ConfigError, OdeSweep, TrainSweep, load_spec
 
 PACKAGED_SWEEPS = Path(__file__).resolve().parent / "sweeps"
 
@@ -67,30 +69,79 @@ def _resolve_spec(name: str | None) -> Path:
     raise ConfigError(f"spec {name!r} not found (not a file; packaged sweeps: {known})")
 
 
-def _finish(out: Path, manifest: dict, figure: bool) -> None:
+def _finish(out: Path, manifest: dict, figure: bool, kind: str = "ode") -> None:
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(manifest["status_counts"].items()))
-    print(f"wrote {manifest['n_runs']} runs to {out}/runs and {out}/series ({counts})")
-    if figure:
-        from . import plots
+    tables = " and ".join(f"{out}/{t}" for t in manifest.get("tables", ["runs", "series"]))
+    print(f"wrote {manifest['n_runs']} runs to {tables} ({counts})")
+    if not figure:
+        return
+    if kind == "train":
+        from . import train_plots
 
-        try:
-            path = plots.tstar_figure_from_dir(out)
+        for path in train_plots.figures_from_dir(out, out / "figures"):
             print(f"figure: {path}")
-        except ConfigError as e:
-            print(f"no figure: {e}")
+        return
+    from . import plots
+
+    try:
+        path = plots.tstar_figure_from_dir(out)
+        print(f"figure: {path}")
+    except ConfigError as e:
+        print(f"no figure: {e}")
+
+
+def _run_spec(spec, out: Path, quiet: bool, figure: bool) -> int:
+    from . import sweep, train_sweep
+
+    _enable_compilation_cache()
+    if isinstance(spec, TrainSweep):
+        manifest = train_sweep.run_train_sweep(spec, out, progress=not quiet)
+        _finish(out, manifest, figure, "train")
+    else:
+        manifest = sweep.run_ode_sweep(spec, out, progress=not quiet)
+        _finish(out, manifest, figure)
+    return 0
 
 
 def cmd_run(args) -> int:
     spec_path = _resolve_spec(args.spec)
-    spec, extra = load_spec(spec_path)
+    spec, extra = load_spec(spec_path, args.variant)
     out = Path(args.out or extra.get("out") or Path("condense_results") / spec.name)
     print(f"sweep {spec.name!r} from {spec_path}: {spec.n_runs} runs -> {out}")
-    from . import sweep
+    return _run_spec(spec, out, args.quiet, not args.no_figure)
 
-    _enable_compilation_cache()
-    manifest = sweep.run_ode_sweep(spec, out, progress=not args.quiet)
-    _finish(out, manifest, not args.no_figure)
-    return 0
+
+def _lr_drop(text: str) -> tuple[int, float]:
+    try:
+        step, lr = text.split(":")
+        return int(step), float(lr)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lr-drop takes STEP:LR (e.g. 205000:5e-4), got {text!r}") from None
+
+
+def cmd_train(args) -> int:
+    seeds = args.seed_list if args.seed_list is not None else args.seeds
+    spec = TrainSweep(
+        model=args.model, widths=tuple(args.widths), seeds=seeds,
+        init_scales=tuple(args.init_scales) if args.init_scales else None,
+        scale_exponents=tuple(args.scale_exponents) if args.scale_exponents else None,
+        gammas=tuple(args.gammas) if args.gammas else None,
+        gamma_primes=tuple(args.gamma_primes) if args.gamma_primes else None,
+        layer_scales=tuple(args.layer_scales) if args.layer_scales else None,
+        alpha=args.alpha, activation=args.activation, bias=args.bias, data=args.data, n=args.n, grid=args.grid,
+        data_seed=args.data_seed, lr=args.lr, lr_drops=tuple(args.lr_drop or ()), optimizer=args.optimizer,
+        steps=args.steps, n_records=args.records,
+        record_steps=tuple(args.record_steps) if args.record_steps else None,
+        cosine_steps=tuple(args.cosine_steps) if args.cosine_steps else None, cosine_seeds=args.cosine_seeds,
+        escape_fraction=args.escape_fraction, cos_threshold=args.cos_threshold, loss_threshold=args.loss_threshold,
+        diverge_factor=args.diverge_factor, dtype=args.dtype, top_k=args.top_k, predict_escape=not args.no_predict,
+        chunk_size=args.chunk_size, name=args.name,
+    )
+    from .models import activations
+
+    activations.get(spec.activation)
+    print(f"training {spec.model} ({spec.activation}): {spec.n_runs} runs × {spec.steps} steps -> {args.out}")
+    return _run_spec(spec, Path(args.out), args.quiet, not args.no_figure)
 
 
 def cmd_ode(args) -> int:
@@ -132,11 +183,22 @@ def cmd_ode(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from . import plots, store
+    from . import store
 
     out = Path(args.result)
     if store.read_manifest(out) is None:
         raise ConfigError(f"{str(out)!r} is not a condense_jax result directory (no manifest.json)")
+    if args.figure == "train":
+        from . import train_plots
+
+        paths = train_plots.figures_from_dir(out, Path(args.output) if args.output else out / "figures")
+        for path in paths:
+            print(f"figure: {path}")
+        if not paths:
+            print("no training figure applies to this directory")
+        return 0
+    from . import plots
+
     path = plots.tstar_figure_from_dir(out, Path(args.output) if args.output else None)
     print(f"figure: {path}")
     return 0
@@ -153,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a sweep from a TOML spec file, or by name from sweeps/. "
                        "Without a spec, runs the built-in quickstart (about a minute on a laptop).")
     r.add_argument("spec", nargs="?", help="path to a .toml spec, or a name in sweeps/ (default: quickstart)")
+    r.add_argument("--variant", help="a [variants.NAME] of the spec, e.g. quick")
     r.add_argument("--out", help="result directory (default: the spec's `out`, else condense_results/NAME)")
     r.add_argument("--no-figure", action="store_true", help="do not draw figures")
     r.add_argument("--quiet", action="store_true", help="no progress output")
@@ -192,12 +255,64 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--quiet", action="store_true", help="no progress output")
     o.set_defaults(func=cmd_ode)
 
+    tr = sub.add_parser(
+        "train",
+        help="gradient-descent training from small init over widths × init scales × seeds",
+        description="Full-batch training of three-layer (3.1), two-layer or deep linear (A.1) networks from "
+        "small initialisation, vmapped over seeds × init scales (one compiled call per width). Records loss, "
+        "relative distances, condensation, the Assumption 2 indicators, the plateau-escape step and the escape "
+        "step predicted by the effective ODE. Writes DIR/runs, DIR/series, DIR/cosines (Parquet) and figures.",
+        formatter_class=_Help,
+    )
+    tr.add_argument("--out", required=True, help="result directory")
+    tr.add_argument("--model", choices=["three-layer", "two-layer", "deep-linear"], default="three-layer", help="network")
+    tr.add_argument("--widths", type=int, nargs="+", default=[20], metavar="M", help="hidden widths m")
+    tr.add_argument("--seeds", type=int, default=4, metavar="N", help="number of seeds (0..N-1)")
+    tr.add_argument("--seed-list", type=int, nargs="*", metavar="S", help="explicit seeds instead of --seeds")
+    scales = tr.add_mutually_exclusive_group()
+    scales.add_argument("--init-scales", type=float, nargs="+", metavar="ε", help="init scales ε (default 1e-3)")
+    scales.add_argument("--scale-exponents", type=float, nargs="+", metavar="γ", help="init scales ε = m^(−γ)")
+    scales.add_argument("--gammas", type=float, nargs="+", metavar="γ", help="two-layer: γ = −log(β₁β₂/α)/log m (with --gamma-primes)")
+    tr.add_argument("--gamma-primes", type=float, nargs="+", metavar="γ'", help="two-layer: γ' = −log(β₁/β₂)/log m")
+    tr.add_argument("--layer-scales", type=float, nargs="+", metavar="s", help="per-layer multipliers of ε (three-layer: a W² W¹; two-layer: w a)")
+    tr.add_argument("--alpha", type=float, default=1.0, help="two-layer output scale α: f = (1/α) Σ a_k σ(w_k·x)")
+    tr.add_argument("--activation", default="tanh", help="tanh, relu, sigmoid (shifted, σ(0) = 0) or identity")
+    tr.add_argument("--bias", action="store_true", help="append a constant 1 to every input (input bias)")
+    tr.add_argument("--data", default="tanh", help="tanh (the paper's regression), separable (two classes), fig3 (deep-linear) or an .npz path")
+    tr.add_argument("--n", type=int, default=100, help="samples of the generated data")
+    tr.add_argument("--grid", action="store_true", help="tanh data on an even grid instead of uniform random")
+    tr.add_argument("--data-seed", type=int, default=0, help="seed of the generated data")
+    tr.add_argument("--lr", type=float, default=0.05, help="learning rate")
+    tr.add_argument("--lr-drop", type=_lr_drop, action="append", metavar="STEP:LR", help="from STEP on use LR (repeatable)")
+    tr.add_argument("--optimizer", choices=["gd", "adam"], default="gd", help="full-batch GD (the papers') or Adam")
+    tr.add_argument("--steps", type=int, default=1000, help="optimiser steps")
+    tr.add_argument("--records", type=int, default=40, help="log-spaced record steps (plus 0 and the last)")
+    tr.add_argument("--record-steps", type=int, nargs="+", metavar="K", help="explicit record steps instead of --records")
+    tr.add_argument("--cosine-steps", type=int, nargs="+", metavar="K", help="steps whose cosine matrices are stored (default: first and last)")
+    tr.add_argument("--cosine-seeds", type=int, default=2, help="store cosine matrices for the first this many seeds")
+    tr.add_argument("--escape-fraction", type=float, default=0.5, help="escape step: first step with loss ≤ this × initial loss")
+    tr.add_argument("--cos-threshold", type=float, default=0.99, help="rows with |cos| ≥ this count as one direction")
+    tr.add_argument("--loss-threshold", type=float, default=0.0, help="stop a run once its loss is at most this")
+    tr.add_argument("--diverge-factor", type=float, default=1e6, help="a loss above this × the initial loss is divergence")
+    tr.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="training precision")
+    tr.add_argument("--top-k", type=int, default=4, help="deep-linear: singular values of W recorded")
+    tr.add_argument("--no-predict", action="store_true", help="skip the effective-ODE prediction of the escape step")
+    tr.add_argument("--chunk-size", type=int, help="seeds per compiled call (default: sized to ~512 MB)")
+    tr.add_argument("--name", default="train", help="name of the sweep (in the manifest)")
+    tr.add_argument("--no-figure", action="store_true", help="do not draw figures")
+    tr.add_argument("--quiet", action="store_true", help="no progress output")
+    tr.set_defaults(func=cmd_train)
+
     pl = sub.add_parser("plot", help="figures from a result directory")
     plsub = pl.add_subparsers(dest="figure", required=True, parser_class=_Parser)
     t = plsub.add_parser("tstar", help="T* against Theorem 1's bound, E(t) between its envelopes")
     t.add_argument("result", help="result directory written by `condense ode` or `condense run`")
     t.add_argument("--output", help="PNG path (default: RESULT/figures/tstar_bounds.png)")
     t.set_defaults(func=cmd_plot)
+    tp = plsub.add_parser("train", help="training figures: loss, cosine heatmaps, Assumption 2, escape steps")
+    tp.add_argument("result", help="result directory written by `condense train` or `condense run`")
+    tp.add_argument("--output", help="folder for the PNGs (default: RESULT/figures)")
+    tp.set_defaults(func=cmd_plot)
     return p
 
 
@@ -208,6 +323,9 @@ def main(argv=None) -> int:
     # Equinox's runtime checks inside diffrax become NaNs (reported as status `nonfinite`) instead of
     # host callbacks, which JAX's persistent compilation cache refuses to store
     os.environ.setdefault("EQX_ON_ERROR", "nan")
+    import warnings
+
+    warnings.formatwarning = lambda message, *args, **kwargs: f"condense: warning: {message}\n"
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

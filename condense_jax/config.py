@@ -163,34 +163,212 @@ def ode_from_mapping(d: dict, where: str) -> OdeSweep:
     return OdeSweep(**d)
 
 
-def load_spec(path: str | Path) -> tuple[OdeSweep, dict]:
-    """Read a sweep spec TOML file: top-level `kind = "ode"`, optional `out`, and an `[ode]` table."""
+MODELS = ("three-layer", "two-layer", "deep-linear")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSweep:
+    """A gradient-descent sweep (issue #3): widths × init scales × seeds, one model, one data set.
+
+    The init scale ε is given directly (`init_scales`) or as exponents γ with ε = m^(−γ)
+    (`scale_exponents`); for the two-layer model also as the phase-diagram coordinates
+    (`gammas` × `gamma_primes`, Luo et al. 2021), which fix β₁, β₂ for the given α at each width.
+    `layer_scales` multiply ε per layer (three-layer: a, W², W¹; two-layer: w, a; deep-linear:
+    W¹, W², W³). Data: the paper's tanh regression ("tanh"), linearly separable classes
+    ("separable"), Fig. 3's matrix target ("fig3", deep-linear) or a user .npz path.
+    """
+
+    model: str = "three-layer"
+    widths: tuple[int, ...] = (20,)
+    seeds: tuple[int, ...] = tuple(range(4))
+    init_scales: tuple[float, ...] | None = None
+    scale_exponents: tuple[float, ...] | None = None
+    gammas: tuple[float, ...] | None = None
+    gamma_primes: tuple[float, ...] | None = None
+    layer_scales: tuple[float, ...] | None = None
+    alpha: float = 1.0
+    activation: str = "tanh"
+    bias: bool = False
+    data: str = "tanh"
+    n: int = 100
+    grid: bool = False
+    data_seed: int = 0
+    lr: float = 0.05
+    lr_drops: tuple[tuple[int, float], ...] = ()
+    optimizer: str = "gd"
+    steps: int = 1000
+    n_records: int = 40
+    record_steps: tuple[int, ...] | None = None
+    cosine_steps: tuple[int, ...] | None = None
+    cosine_seeds: int = 2
+    escape_fraction: float = 0.5
+    cos_threshold: float = 0.99
+    loss_threshold: float = 0.0
+    diverge_factor: float = 1e6
+    dtype: str = "float32"
+    top_k: int = 4
+    predict_escape: bool = True
+    chunk_size: int | None = None  # seeds per compiled call; None: sized to a memory budget
+    name: str = "train"
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown model {self.model!r}; known: {list(MODELS)}")
+        set_("widths", _nonempty_unique("widths", self.widths, lambda n, v: _int_at_least(n, v, 1)))
+        set_("seeds", _seeds(self.seeds))
+        given = [k for k in ("init_scales", "scale_exponents", "gammas") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ConfigError(f"give only one of init_scales, scale_exponents, gammas; got {given}")
+        if not given:
+            set_("init_scales", (1e-3,))
+        if self.init_scales is not None:
+            set_("init_scales", _nonempty_unique("init_scales", self.init_scales, _positive_finite))
+        if self.scale_exponents is not None:
+            set_("scale_exponents", _nonempty_unique("scale_exponents", self.scale_exponents, _finite))
+        if (self.gammas is None) != (self.gamma_primes is None):
+            raise ConfigError("gammas and gamma_primes go together (the two-layer phase-diagram coordinates)")
+        if self.gammas is not None:
+            if self.model != "two-layer":
+                raise ConfigError(f"gammas / gamma_primes are two-layer coordinates; model is {self.model!r}")
+            if min(self.widths) < 2:
+                raise ConfigError("gammas need widths ≥ 2 (they are exponents of the width)")
+            set_("gammas", _nonempty_unique("gammas", self.gammas, _finite))
+            set_("gamma_primes", _nonempty_unique("gamma_primes", self.gamma_primes, _finite))
+        n_layers = {"three-layer": 3, "two-layer": 2, "deep-linear": 3}[self.model]
+        if self.layer_scales is None:
+            set_("layer_scales", (1.0,) * n_layers)
+        else:
+            scales = tuple(_positive_finite("layer_scales entry", v) for v in self.layer_scales)
+            if len(scales) != n_layers:
+                raise ConfigError(f"layer_scales needs {n_layers} values for {self.model}, got {len(scales)}")
+            set_("layer_scales", scales)
+        set_("alpha", _positive_finite("alpha", self.alpha))
+        for k in ("bias", "grid", "predict_escape"):
+            if not isinstance(getattr(self, k), bool):
+                raise ConfigError(f"{k} must be true or false, got {getattr(self, k)!r}")
+        if not isinstance(self.data, str) or not self.data:
+            raise ConfigError(f"data must be 'tanh', 'separable', 'fig3' or a path to an .npz file, got {self.data!r}")
+        set_("n", _int_at_least("n", self.n, 1))
+        set_("data_seed", _int_at_least("data_seed", self.data_seed, 0))
+        set_("lr", _positive_finite("lr", self.lr))
+        drops = []
+        for item in self.lr_drops:
+            if not isinstance(item, (list, tuple)) or len(item) != 2:
+                raise ConfigError(f"lr_drops entries must be [step, lr] pairs, got {item!r}")
+            drops.append((_int_at_least("lr_drops step", item[0], 1), _positive_finite("lr_drops lr", item[1])))
+        set_("lr_drops", tuple(sorted(drops)))
+        if self.optimizer not in ("gd", "adam"):
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; known: ['gd', 'adam']")
+        set_("steps", _int_at_least("steps", self.steps, 1))
+        set_("n_records", _int_at_least("n_records", self.n_records, 2))
+        for k in ("record_steps", "cosine_steps"):
+            v = getattr(self, k)
+            if v is not None:
+                v = tuple(_int_at_least(f"{k} entry", s, 0) for s in v)
+                if not v or max(v) > self.steps:
+                    raise ConfigError(f"{k} must be non-empty and lie in [0, steps={self.steps}], got {list(v)}")
+                set_(k, v)
+        set_("cosine_seeds", _int_at_least("cosine_seeds", self.cosine_seeds, 0))
+        for k, lo, hi in (("escape_fraction", 0, 1), ("cos_threshold", 0, 1)):
+            v = _finite(k, getattr(self, k))
+            if not (lo < v < hi or (k == "cos_threshold" and v == 1)):
+                raise ConfigError(f"{k} must lie in ({lo}, {hi}), got {v!r}")
+        set_("loss_threshold", _finite_nonnegative("loss_threshold", self.loss_threshold))
+        set_("diverge_factor", _positive_finite("diverge_factor", self.diverge_factor))
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        set_("top_k", _int_at_least("top_k", self.top_k, 1))
+        if self.chunk_size is not None:
+            set_("chunk_size", _int_at_least("chunk_size", self.chunk_size, 1))
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"name must be a non-empty string, got {self.name!r}")
+
+    def to_dict(self) -> dict:
+        return {"kind": "train", **{f.name: _plain_deep(getattr(self, f.name)) for f in dataclasses.fields(self)}}
+
+    def config_hash(self, extra: dict | None = None) -> str:
+        """Hash of everything that changes the numbers (not the name or the chunking)."""
+        d = self.to_dict()
+        d.pop("name")
+        d.pop("chunk_size")
+        d.update(extra or {})
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def scale_axis(self) -> tuple[str, tuple[float, ...]]:
+        """The vmapped init-scale axis: ("scale", ε values), ("scale_exponent", γ) or ("gamma", γ)."""
+        if self.init_scales is not None:
+            return "scale", self.init_scales
+        if self.scale_exponents is not None:
+            return "scale_exponent", self.scale_exponents
+        return "gamma", self.gammas
+
+    @property
+    def n_runs(self) -> int:
+        outer = len(self.gamma_primes) if self.gamma_primes is not None else 1
+        return len(self.widths) * outer * len(self.scale_axis()[1]) * len(self.seeds)
+
+
+def _plain_deep(v):
+    if isinstance(v, tuple):
+        return [_plain_deep(x) for x in v]
+    return v
+
+
+TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainSweep)}
+
+
+def train_from_mapping(d: dict, where: str) -> TrainSweep:
+    """Build a TrainSweep from a TOML table, rejecting unknown keys with a clear message."""
+    unknown = sorted(set(d) - TRAIN_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(TRAIN_KEYS)}")
+    d = dict(d)
+    for k in ("widths", "init_scales", "scale_exponents", "gammas", "gamma_primes", "layer_scales"):
+        if k in d and not isinstance(d[k], list):
+            d[k] = [d[k]]
+    return TrainSweep(**d)
+
+
+def load_spec(path: str | Path, variant: str | None = None) -> tuple[OdeSweep | TrainSweep, dict]:
+    """Read a sweep spec TOML file: top-level `kind` ("ode" or "train"), optional `name`, `out`,
+    the `[ode]` or `[train]` table, and optional variants `[variants.NAME]` whose keys override
+    the table (e.g. `quick`, a small version that shows the same phenomenon in about a minute)."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as e:
         raise ConfigError(f"cannot read spec file {str(path)!r}: {e.strerror}") from None
-    return parse_spec(text, str(path))
+    return parse_spec(text, str(path), variant)
 
 
-def parse_spec(text: str, where: str) -> tuple[OdeSweep, dict]:
+def parse_spec(text: str, where: str, variant: str | None = None) -> tuple[OdeSweep | TrainSweep, dict]:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{where} is not valid TOML: {e}") from None
-    unknown = sorted(set(doc) - {"kind", "name", "out", "ode"})
+    unknown = sorted(set(doc) - {"kind", "name", "out", "ode", "train", "variants"})
     if unknown:
-        raise ConfigError(f"{where}: unknown top-level key(s) {unknown}; expected kind, name, out, [ode]")
+        raise ConfigError(f"{where}: unknown top-level key(s) {unknown}; expected kind, name, out, [ode] or [train], [variants.*]")
     kind = doc.get("kind", "ode")
-    if kind != "ode":
-        raise ConfigError(f"{where}: kind {kind!r} is not supported yet (supported: 'ode')")
-    table = doc.get("ode", {})
+    if kind not in ("ode", "train"):
+        raise ConfigError(f"{where}: unknown kind {kind!r} (supported: 'ode', 'train')")
+    table = doc.get(kind, {})
     if not isinstance(table, dict):
-        raise ConfigError(f"{where}: [ode] must be a table")
-    if "name" in doc:
-        table = {**table, "name": doc["name"]}
-    spec = ode_from_mapping(table, where)
+        raise ConfigError(f"{where}: [{kind}] must be a table")
+    variants = doc.get("variants", {})
+    name = doc.get("name")
+    if variant is not None:
+        if variant not in variants or not isinstance(variants[variant], dict):
+            raise ConfigError(f"{where}: no variant {variant!r}; variants: {sorted(variants)}")
+        table = {**table, **variants[variant]}
+        name = f"{name or kind}_{variant}"
+    if name is not None:
+        table = {**table, "name": name}
+    spec = (ode_from_mapping if kind == "ode" else train_from_mapping)(table, where)
     extra = {"out": doc.get("out")}
     if extra["out"] is not None and not isinstance(extra["out"], str):
         raise ConfigError(f"{where}: out must be a path string, got {extra['out']!r}")
+    if extra["out"] is not None and variant is not None:
+        extra["out"] = f"{extra['out']}_{variant}"
     return spec, extra

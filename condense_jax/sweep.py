@@ -114,23 +114,30 @@ class Progress:
 
 
 def _write_chunks(out: Path, chunks, meta: dict, progress: Progress) -> dict:
-    """Write each chunk's runs and series as numbered Parquet parts; return status counts."""
+    """Write each chunk's tables (runs, series, and any others) as numbered Parquet parts; return
+    status counts. A chunk is a (runs, series) pair or a dict of table name → frame."""
     counts: dict[str, int] = {}
     files = []
-    for part, (runs, series) in enumerate(chunks):
+    tables = {"runs", "series"}
+    for part, chunk in enumerate(chunks):
+        chunk = dict(zip(("runs", "series"), chunk)) if isinstance(chunk, tuple) else chunk
         name = store.part_name(part)
-        store.write_table(runs, out / "runs" / name, meta)
-        store.write_table(series, out / "series" / name, meta)
+        for table, frame in chunk.items():
+            if len(frame) or table in ("runs", "series"):
+                store.write_table(frame, out / table / name, meta)
+            elif (out / table / name).exists():  # an empty table part replaces a stale one
+                (out / table / name).unlink()
+            tables.add(table)
         files.append(name)
-        for k, v in runs["status"].value_counts().items():
+        for k, v in chunk["runs"]["status"].value_counts().items():
             counts[k] = counts.get(k, 0) + int(v)
-        progress.update(len(runs))
+        progress.update(len(chunk["runs"]))
     # parts left over from an earlier run of the same config with more chunks are stale
-    for sub in ("runs", "series"):
+    for sub in sorted(tables):
         for p in (out / sub).glob("part-*.parquet"):
             if p.name not in files:
                 p.unlink()
-    return {"parts": files, "status_counts": counts}
+    return {"parts": files, "tables": sorted(t for t in tables if (out / t).is_dir()), "status_counts": counts}
 
 
 def _run_into(out: Path, config: dict, config_hash: str, n_runs: int, name: str, chunks, progress: bool) -> dict:

@@ -1,0 +1,264 @@
+"""Gradient-descent sweeps (issue #3): expand a TrainSweep into compiled calls, write Parquet.
+
+For each width (and, for two-layer phase-diagram coordinates, each γ') one `train.batched` call
+per chunk of seeds runs jit(vmap(vmap(train))) over seeds × init scales. Each finished chunk is
+written at once (runs/, series/, cosines/ parts), so an interrupt keeps every finished chunk.
+Host code only: the numerics live in train.py, metrics.py and escape.py.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .config import ConfigError, TrainSweep
+
+MEMORY_BUDGET = 512e6  # bytes of per-run state held by one compiled call
+
+
+def load_data(spec: TrainSweep):
+    """The sweep's data: (x, y) for the networks; (mask, target) or (xs, ys) for deep-linear."""
+    from . import data
+
+    if spec.model == "deep-linear":
+        if spec.data == "fig3":
+            return data.fig3_completion(spec.widths[0])
+        if spec.data in ("tanh", "separable"):
+            raise ConfigError(f"data {spec.data!r} is for the networks; deep-linear takes 'fig3' or an .npz with x (n, m, m), y (n,)")
+        xs, ys = data.load_sensing(spec.data)
+        return xs, ys
+    if spec.data == "tanh":
+        x, y = data.tanh_regression(spec.n, grid=spec.grid, seed=spec.data_seed)
+    elif spec.data == "separable":
+        x, y = data.separable_classes(spec.n, seed=spec.data_seed)
+    elif spec.data == "fig3":
+        raise ConfigError("data 'fig3' is the matrix-factorisation target; use it with model 'deep-linear'")
+    else:
+        x, y = data.load_xy(spec.data)
+    return (data.with_bias(x) if spec.bias else x), y
+
+
+def grid(spec: TrainSweep):
+    """One row per run, in a fixed order (width, γ', scale axis, seed): run_id = row.
+
+    Columns: width, seed, the scale-axis value, and the concrete init scale `scale` (ε; for the
+    two-layer model β₁ = ε·layer_scales[0] and β₂ = ε·layer_scales[1], or from (γ, γ')).
+    """
+    import pandas as pd
+
+    axis, values = spec.scale_axis()
+    primes = spec.gamma_primes if spec.gamma_primes is not None else (np.nan,)
+    rows = []
+    for m in spec.widths:
+        for gp in primes:
+            for v in values:
+                for seed in spec.seeds:
+                    rows.append((m, gp, v, seed))
+    g = pd.DataFrame(rows, columns=["width", "gamma_prime", axis, "seed"])
+    g.insert(0, "run_id", np.arange(len(g), dtype=np.int64))
+    g["scale_exponent"] = g[axis] if axis == "scale_exponent" else np.nan
+    g["gamma"] = g[axis] if axis == "gamma" else np.nan
+    g["scale"] = [_epsilon(spec, r.width, r.gamma_prime, getattr(r, axis)) for r in g.itertuples()]
+    s = spec.layer_scales
+    if spec.model == "two-layer":
+        g["alpha"] = spec.alpha
+        if spec.gammas is not None:
+            g["beta1"] = g["scale"]
+            g["beta2"] = g["scale"] * g["width"].astype(float) ** g["gamma_prime"]
+        else:
+            g["beta1"], g["beta2"] = g["scale"] * s[0], g["scale"] * s[1]
+            g["gamma"], g["gamma_prime"] = _two_layer_coordinates(g["beta1"], g["beta2"], spec.alpha, g["width"])
+    return g
+
+
+def _epsilon(spec: TrainSweep, width: int, gamma_prime: float, value: float) -> float:
+    axis = spec.scale_axis()[0]
+    if axis == "scale":
+        return float(value)
+    if axis == "scale_exponent":
+        return float(width) ** (-value)  # ε = m^(−γ)
+    # two-layer (γ, γ'): β₁β₂/α = m^(−γ), β₁/β₂ = m^(−γ')  ⇒  β₁ = (α m^(−γ−γ'))^½
+    return math.sqrt(spec.alpha * float(width) ** (-value - gamma_prime))
+
+
+def _two_layer_coordinates(beta1, beta2, alpha, width):
+    """γ = −log(β₁β₂/α)/log m, γ' = −log(β₁/β₂)/log m (Luo et al. 2021); NaN for m = 1."""
+    logm = np.log(np.asarray(width, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gamma = np.where(logm > 0, -np.log(beta1 * beta2 / alpha) / logm, np.nan)
+        gamma_prime = np.where(logm > 0, -np.log(beta1 / beta2) / logm, np.nan)
+    return gamma, gamma_prime
+
+
+def train_spec(spec: TrainSweep, width: int, gamma_prime: float):
+    """The static TrainSpec of one compiled call (one width, one γ')."""
+    from .train import TrainSpec
+
+    layer_scales = spec.layer_scales
+    if spec.gammas is not None:  # β₂/β₁ = m^γ' is static for the call; ε = β₁ is vmapped
+        layer_scales = (1.0, float(width) ** gamma_prime)
+    if spec.record_steps is not None:
+        records = spec.record_steps
+    else:
+        records = tuple(np.unique(np.concatenate([[0], np.geomspace(1, spec.steps, spec.n_records)]).round().astype(int)).tolist())
+    return TrainSpec(
+        model=spec.model, width=width, activation=spec.activation, lr=spec.lr, lr_drops=spec.lr_drops,
+        optimizer=spec.optimizer, steps=spec.steps, record_steps=records, layer_scales=layer_scales,
+        alpha=spec.alpha, dtype=spec.dtype, diverge_factor=spec.diverge_factor, loss_threshold=spec.loss_threshold,
+        escape_fraction=spec.escape_fraction, cos_threshold=spec.cos_threshold, cosine_steps=spec.cosine_steps,
+        top_k=min(spec.top_k, width),
+    )
+
+
+def seeds_per_chunk(spec: TrainSweep, tspec, x, n_scales: int, n_devices: int) -> int:
+    """Seeds per compiled call so that the per-run state stays within MEMORY_BUDGET."""
+    if spec.chunk_size is not None:
+        return spec.chunk_size
+    m, itemsize = tspec.width, np.dtype(spec.dtype).itemsize
+    n = len(x)
+    if spec.model == "deep-linear":
+        params, work = 3 * m * m, 4 * m * m
+    else:
+        d = x.shape[1]
+        params = (m * m if spec.model == "three-layer" else 0) + m * (d + 1)
+        work = 6 * n * m
+    layers = {"three-layer": 2, "two-layer": 1, "deep-linear": 0}[spec.model]
+    cos = len(tspec.cosine_recorded()) * layers * m * m
+    per_run = itemsize * (6 * params + work + cos + 30 * len(tspec.recorded()))
+    fit = max(1, int(MEMORY_BUDGET // (per_run * n_scales)))
+    return max(n_devices, fit // n_devices * n_devices)
+
+
+def _keys(seeds, width: int):
+    """One PRNG key per seed, folded with the width: a seed has the same directions at every scale."""
+    import jax
+
+    return jax.numpy.stack([jax.random.fold_in(jax.random.PRNGKey(int(s)), int(width)) for s in seeds])
+
+
+def _chunks(spec: TrainSweep, g, x, y):
+    """Run every (width, γ') group in chunks of seeds; yield the tables of each chunk."""
+    import jax
+
+    from . import train
+
+    axis = spec.scale_axis()[0]
+    for (width, gp), group in g.groupby(["width", "gamma_prime"], sort=False, dropna=False):
+        tspec = train_spec(spec, int(width), float(gp))
+        run = train.batched(tspec, x, y)
+        scales = group.drop_duplicates(axis)["scale"].to_numpy()
+        per = seeds_per_chunk(spec, tspec, x, len(scales), len(jax.local_devices()))
+        for lo in range(0, len(spec.seeds), per):
+            seeds = spec.seeds[lo:lo + per]
+            res = jax.device_get(run(_keys(seeds, width), np.asarray(scales, dtype=tspec.dtype)))
+            rows = group[group["seed"].isin(seeds)]
+            yield _tables(spec, tspec, rows, seeds, scales, res, x, y)
+
+
+def _tables(spec, tspec, rows, seeds, scales, res, x, y) -> dict:
+    """runs, series and cosines frames of one chunk (res has leading axes seeds × scales)."""
+    import pandas as pd
+
+    from .train import STATUS_CODES
+
+    S, E = len(seeds), len(scales)
+    # rows are ordered scale-major, seed-minor within the group; results are (seed, scale)
+    order = rows.sort_values(["scale", "seed"]).set_index(["seed", "scale"])
+    run_ids = np.array([[order.loc[(s, e), "run_id"] for e in scales] for s in seeds], dtype=np.int64)
+    flat = lambda v: np.asarray(v).reshape(S * E, *np.shape(v)[2:])
+    recorded = tspec.recorded()
+    loss = flat(res.loss)
+    series = {k: flat(v) for k, v in res.series.items()}
+
+    runs = rows.set_index("run_id").loc[run_ids.ravel()].reset_index()
+    runs["model"], runs["activation"], runs["optimizer"] = spec.model, spec.activation, spec.optimizer
+    runs["lr"], runs["steps"], runs["n"], runs["d"] = spec.lr, spec.steps, len(y), (x.shape[1] if x.ndim == 2 and spec.model != "deep-linear" else 0)
+    runs["bias"] = spec.bias
+    runs["status"] = [STATUS_CODES[int(s)] for s in flat(res.status)]
+    runs["stop_step"] = flat(res.stop_step).astype(np.int64)
+    runs["loss_initial"], runs["loss_final"] = loss[:, 0], loss[:, -1]
+    runs["escape_fraction"] = spec.escape_fraction
+    esc = flat(res.escape_step)
+    runs["escape_step"] = pd.array(np.where(esc >= 0, esc, 0), dtype="Int64")
+    runs.loc[esc < 0, "escape_step"] = pd.NA
+    pos = flat(res.max_pos_sum)
+    runs["max_pos_sum"] = pd.array(np.where(pos >= 0, pos, 0), dtype="Int64")
+    runs.loc[pos < 0, "max_pos_sum"] = pd.NA
+    if "a2_holds" in series:
+        holds = series["a2_holds"].astype(bool)
+        first = np.where(holds.any(1), recorded[np.argmax(holds, 1)], -1)
+        runs["full_hold_step"] = pd.array(np.where(first >= 0, first, 0), dtype="Int64")
+        runs.loc[first < 0, "full_hold_step"] = pd.NA
+    for k, v in series.items():
+        runs[k] = v[:, -1]
+    runs = runs.join(pd.DataFrame(_predicted(spec, tspec, res, scales, x, y, S, E)))
+
+    runs = runs.sort_values("run_id", ignore_index=True)
+    K = len(recorded)
+    ser = pd.DataFrame({"run_id": np.repeat(run_ids.ravel(), K), "step": np.tile(recorded, S * E), "loss": loss.ravel()})
+    for k, v in series.items():
+        ser[k] = v.ravel()
+    ser = ser.sort_values(["run_id", "step"], ignore_index=True)
+    return {"runs": runs, "series": ser, "cosines": _cosine_frame(spec, tspec, res, run_ids, seeds)}
+
+
+def _predicted(spec, tspec, res, scales, x, y, S, E) -> dict:
+    """T* of the effective ODE from each run's normalised start and the predicted escape step."""
+    nan = np.full(S * E, np.nan)
+    out = {"t_star": nan, "kappa": nan, "predicted_escape_step": nan}
+    if spec.model != "three-layer" or not spec.predict_escape:
+        return out
+    from . import escape
+
+    params0 = {k: np.asarray(v).reshape(S * E, *np.shape(v)[2:]) for k, v in res.params0.items()}
+    eps = np.tile(np.asarray(scales, dtype=np.float64), S)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the CLI says once, up front, when σ does not qualify
+        pred = escape.predicted_escape(params0, eps, x, y, spec.activation, spec.lr)
+    return {"t_star": np.asarray(pred["t_star"]), "kappa": np.broadcast_to(pred["kappa"], (S * E,)).astype(float),
+            "predicted_escape_step": np.asarray(pred["predicted_step"])}
+
+
+def _cosine_frame(spec, tspec, res, run_ids, seeds):
+    import pandas as pd
+
+    keep = [i for i, s in enumerate(seeds) if spec.seeds.index(s) < spec.cosine_seeds]
+    steps = tspec.cosine_recorded()
+    rows = []
+    for layer, mats in res.cosines.items():
+        mats = np.asarray(mats)
+        for i in keep:
+            for j in range(run_ids.shape[1]):
+                for c, step in enumerate(steps):
+                    rows.append((int(run_ids[i, j]), int(step), layer, tspec.width, mats[i, j, c].astype(np.float32).ravel()))
+    return pd.DataFrame(rows, columns=["run_id", "step", "layer", "width", "cos"])
+
+
+def run_train_sweep(spec: TrainSweep, out: Path, progress: bool = True) -> dict:
+    """Run a gradient-descent sweep into `out`; returns the manifest."""
+    from .models import activations
+    from .sweep import _run_into
+
+    act = activations.get(spec.activation)
+    x, y = load_data(spec)
+    if spec.model == "deep-linear" and x.ndim == 2 and x.shape != (spec.widths[0],) * 2:
+        raise ConfigError(f"the fig3 target is {x.shape[0]}×{x.shape[1]}; deep-linear needs one width equal to it")
+    if spec.model == "deep-linear" and (len(spec.widths) != 1 or x.shape[-1] != spec.widths[0]):
+        raise ConfigError(f"deep-linear widths must be the one matrix size {x.shape[-1]} of the data, got {list(spec.widths)}")
+    if spec.model == "three-layer" and spec.predict_escape and not act.effective_ok:
+        warnings.warn(
+            f"activation {spec.activation!r} is not smooth with σ'(0) ≠ 0 at 0: the effective model (3.6) does not "
+            "apply, predicted_escape_step is left NaN", stacklevel=2)
+    g = grid(spec)
+    extra = {"data_sha256": _digest(x, y)}
+    return _run_into(out, {**spec.to_dict(), **extra}, spec.config_hash(extra), len(g), spec.name,
+                     _chunks(spec, g, x, y), progress)
+
+
+def _digest(x, y) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(x).tobytes() + np.ascontiguousarray(y).tobytes()).hexdigest()[:16]
