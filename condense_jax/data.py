@@ -89,19 +89,150 @@ def effective_rate(x: np.ndarray, y: np.ndarray, slope0: float) -> float:
     return float(slope0**2 * np.linalg.norm(y @ x) / len(y))
 
 
-def load_xy(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """User regression data from an .npz with `x` (n, d) (or (n,)) and `y` (n,); checked."""
-    path = Path(path)
-    x, y = _read_npz(path, ("x", "y"), "data file")
+def check_xy(x, y, what: str = "data") -> tuple[np.ndarray, np.ndarray]:
+    """Checked float64 copies of regression/classification data: x (n, d) (or (n,)), y (n,), n ≥ 1,
+    real and finite; anything else is a ConfigError whose one line starts with `what`."""
+    x, y = np.asarray(x), np.asarray(y)
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2 or y.ndim != 1:
-        raise ConfigError(f"data arrays must be x (n, d) and y (n,); got shapes {x.shape}, {y.shape}")
+        raise ConfigError(f"{what} arrays must be x (n, d) and y (n,); got shapes {x.shape}, {y.shape}")
     if len(x) == 0:
-        raise ConfigError(f"data file {str(path)!r} has n = 0 samples")
+        raise ConfigError(f"{what} has n = 0 samples")
     if len(x) != len(y):
-        raise ConfigError(f"data x has {len(x)} samples but y has {len(y)}")
+        raise ConfigError(f"{what} x has {len(x)} samples but y has {len(y)}")
     for name, v in (("x", x), ("y", y)):
-        if not np.issubdtype(v.dtype, np.number) or not np.all(np.isfinite(v)):
-            raise ConfigError(f"data array {name} has non-numeric or non-finite values")
+        real = np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)
+        if not real or not np.all(np.isfinite(v)):
+            raise ConfigError(f"{what} array {name} has non-numeric or non-finite values")
     return x.astype(np.float64), y.astype(np.float64)
+
+
+def load_xy(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """User regression data from an .npz with `x` (n, d) (or (n,)) and `y` (n,); checked (check_xy)."""
+    path = Path(path)
+    x, y = _read_npz(path, ("x", "y"), "data file")
+    return check_xy(x, y, f"data file {str(path)!r}")
+
+
+def _positive_int(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"{name} must be an integer ≥ {low}, got {value!r}")
+    return int(value)
+
+
+def separable_classes(n: int = 200, d: int = 2, margin: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two linearly separable classes for the two-layer ReLU phase diagram (Luo et al. 2021).
+
+    x_i ~ N(0, I_d) and a unit normal w* (both seeded); labels y_i = sign(w*·x_i) ∈ {−1, +1}.
+    Points inside the band |w*·x| < margin are pushed along w* onto its edge (w*·x = ±margin,
+    keeping their side; w*·x = 0 goes to +), so the data is separable through the origin with
+    geometric margin ≥ `margin` and n stays n. If every point fell on one side, the point closest
+    to the hyperplane is reflected across it, so both classes are non-empty.
+    Returns x (n, d), y (n,), float64.
+    """
+    n, d, seed = _positive_int("n", n, 2), _positive_int("d", d, 1), _positive_int("seed", seed, 0)
+    try:
+        margin = float(margin)
+    except (TypeError, ValueError):
+        raise ConfigError(f"margin must be a number, got {margin!r}") from None
+    if not np.isfinite(margin) or margin < 0:
+        raise ConfigError(f"margin must be finite and ≥ 0, got {margin!r}")
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(d)
+    w /= np.linalg.norm(w)
+    x = rng.standard_normal((n, d))
+    s = x @ w
+    if np.all(s >= 0) or np.all(s < 0):  # both classes: reflect the point nearest the hyperplane
+        i = int(np.argmin(np.abs(s)))
+        x[i] -= 2.0 * s[i] * w
+        if s[i] == 0:
+            x[i] -= w
+        s = x @ w
+    side = np.where(s >= 0, 1.0, -1.0)
+    inside = np.abs(s) < margin
+    x[inside] += ((side * margin - s)[inside])[:, None] * w
+    return x, side
+
+
+# ---------------------------------------------------------------------------
+# Deep matrix factorisation (Appendix A, Fig. 3)
+
+FIG3_KINDS = ("full", "random")
+
+
+def fig3_target(m: int = 100) -> np.ndarray:
+    """The matrix of Fig. 3: W* = diag(1, −1, 0, …, 0) ∈ R^{m×m} (section 4.1)."""
+    m = _positive_int("m", m, 2)
+    w = np.zeros((m, m))
+    w[0, 0], w[1, 1] = 1.0, -1.0
+    return w
+
+
+def fig3_completion(m: int = 100, seed: int = 0, kind: str = "full", fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Fig. 3's matrix completion as (mask, target): mask (m, m) 0/1 float64 of the observed
+    entries, target W* = diag(1, −1, 0, …) (fig3_target).
+
+    The paper says only "matrix completion" of W* (section 4.1, Fig. 3); it does not say which
+    entries are observed. kind "full" observes all m² (R_S = ‖W − W*‖²_F / 2m², the default);
+    "random" observes round(fraction·m²) entries drawn with `seed`, always including the two
+    non-zero diagonal entries (else V (A.6) misses them). In both, V = (1/n) Σ y_i X_i is
+    diag(1, −1, 0, …)/n: symmetric, as (A.7) assumes. Use with deep_linear.completion_loss.
+    """
+    if kind not in FIG3_KINDS:
+        raise ConfigError(f"fig3 kind must be one of {FIG3_KINDS}, got {kind!r}")
+    target, seed = fig3_target(m), _positive_int("seed", seed, 0)
+    if kind == "full":
+        return np.ones((m, m)), target
+    try:
+        fraction = float(fraction)
+    except (TypeError, ValueError):
+        raise ConfigError(f"fraction must be a number, got {fraction!r}") from None
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"fraction must be in (0, 1], got {fraction!r}")
+    n_obs = max(2, int(round(fraction * m * m)))
+    rest = np.setdiff1d(np.arange(m * m), [0, m + 1])  # flat indices other than (0, 0), (1, 1)
+    chosen = np.random.default_rng(seed).choice(rest, size=n_obs - 2, replace=False)
+    mask = np.zeros(m * m)
+    mask[[0, m + 1]] = 1.0
+    mask[chosen] = 1.0
+    return mask.reshape(m, m), target
+
+
+MAX_SENSING_ELEMENTS = 2**24  # n·m² floats of explicit measurement matrices (128 MiB in float64)
+
+
+def fig3_sensing(m: int = 100, seed: int = 0, kind: str = "full", fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Fig. 3's completion as explicit sensing data (A.2): xs (n, m, m) with X_i = e_j e_kᵀ per
+    observed entry (row-major order) and ys (n,) = W*_jk; see fig3_completion for kind/fraction.
+
+    Full observation holds m⁴ floats (10⁸ at the paper's m = 100), so beyond
+    MAX_SENSING_ELEMENTS this is a ConfigError: use fig3_completion with completion_loss.
+    """
+    mask, target = fig3_completion(m, seed, kind, fraction)
+    idx = np.argwhere(mask > 0)
+    if len(idx) * m * m > MAX_SENSING_ELEMENTS:
+        raise ConfigError(
+            f"fig3 sensing data for m = {m} would hold {len(idx) * m * m} floats (> {MAX_SENSING_ELEMENTS}); "
+            "use fig3_completion (mask, target) with deep_linear.completion_loss")
+    xs = np.zeros((len(idx), m, m))
+    xs[np.arange(len(idx)), idx[:, 0], idx[:, 1]] = 1.0
+    return xs, target[idx[:, 0], idx[:, 1]]
+
+
+def load_sensing(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Matrix-sensing data (A.2) from an .npz with `x` (n, m, m) measurement matrices, `y` (n,)."""
+    path = Path(path)
+    xs, ys = _read_npz(path, ("x", "y"), "data file")
+    what = f"data file {str(path)!r}"
+    if xs.ndim != 3 or ys.ndim != 1 or xs.shape[1] != xs.shape[2]:
+        raise ConfigError(f"{what} arrays must be x (n, m, m) and y (n,); got shapes {xs.shape}, {ys.shape}")
+    if len(xs) == 0 or xs.shape[1] == 0:
+        raise ConfigError(f"{what} has no measurements (x has shape {xs.shape})")
+    if len(xs) != len(ys):
+        raise ConfigError(f"{what} x has {len(xs)} measurements but y has {len(ys)}")
+    for name, v in (("x", xs), ("y", ys)):
+        real = np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)
+        if not real or not np.all(np.isfinite(v)):
+            raise ConfigError(f"{what} array {name} has non-numeric or non-finite values")
+    return xs.astype(np.float64), ys.astype(np.float64)

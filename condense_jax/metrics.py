@@ -108,13 +108,16 @@ def two_layer(params, params0, v, eps, threshold: float) -> dict:
     ), dict(w=cos)
 
 
-def deep_linear(factors, factors0, v_matrix, eps, top_k: int) -> dict:
-    """Series quantities of deep matrix factorisation W = W³W²W¹ (A.1)."""
-    from .models.deep_linear import product
+def deep_linear(factors, factors0, v_matrix, frame, eps, top_k: int) -> dict:
+    """Series quantities of deep matrix factorisation W = W³W²W¹ (A.1): RD per factor, the top
+    singular values of W, E = ⟨W, V⟩ (A.9) in normalised units and the Assumption 4 counts."""
+    from .models import deep_linear as dl
 
-    w = product(factors)
+    w = dl.product(factors)
     out = {f"rd_w{i + 1}": relative_distance(f, f0) for i, (f, f0) in enumerate(zip(factors, factors0))}
-    sv = jnp.linalg.svd(w, compute_uv=False)[:top_k]
+    sv = dl.top_singular_values(w, top_k)
     out.update({f"sv_{j + 1}": sv[j] for j in range(top_k)})
-    out["energy"] = jnp.vdot(w, v_matrix) / eps ** len(factors)  # ⟨W, V⟩ (A.4) in normalised units
+    out["energy"] = jnp.vdot(w, v_matrix) / eps ** len(factors)
+    a, b, c = dl.effective_state(factors, frame)
+    out.update(dl.assumption4_counts(a, b, c, frame[2]))
     return out, {}

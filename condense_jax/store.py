@@ -148,12 +148,13 @@ def read_runs(out: Path):
 
 
 def read_series(out: Path, run_ids=None):
-    """The long-format series table (optionally only some runs), sorted by run_id then tau."""
+    """The long-format series table (optionally only some runs), sorted by run_id then time
+    (`tau` for ODE sweeps, `step` for training sweeps)."""
     import pandas as pd
 
     filters = [("run_id", "in", list(run_ids))] if run_ids is not None else None
     df = pd.read_parquet(Path(out) / "series", filters=filters)
-    return df.sort_values(["run_id", "tau"], ignore_index=True)
+    return df.sort_values(["run_id", "tau" if "tau" in df.columns else "step"], ignore_index=True)
 
 
 def read_metadata(path: Path) -> dict:

@@ -117,6 +117,7 @@ class Model(NamedTuple):
     loss: Callable  # params → R_S
     measure: Callable  # (params, params0, ε) → (series dict, cosine dict)
     positive_sum: Callable | None  # params → Fig. 2 sum, every step (three-layer only)
+    value_and_grad: Callable | None = None  # params → (R_S, ∇R_S) written out; None: jax.value_and_grad(loss)
 
 
 def _model(spec: TrainSpec, x, y) -> Model:
@@ -133,7 +134,8 @@ def _model(spec: TrainSpec, x, y) -> Model:
         loss = lambda p: mlp.mse(mlp.three_layer_apply(p, x, act), y)
         measure = lambda p, p0, eps: metrics.three_layer(p, p0, v, eps, thr)
         pos = lambda p: metrics.positive_sum(p["a"], p["w2"], p["w1"] @ v)
-        return Model(init, loss, measure, pos)
+        vg = lambda p: mlp.three_layer_value_and_grad(p, x, y, spec.activation)
+        return Model(init, loss, measure, pos, vg)
     if spec.model == "two-layer":
         init = lambda key, eps: mlp.two_layer_init(key, x.shape[1], spec.width, eps * s[0], eps * s[1], dtype)
         loss = lambda p: mlp.mse(mlp.two_layer_apply(p, x, act, spec.alpha), y)
@@ -143,13 +145,15 @@ def _model(spec: TrainSpec, x, y) -> Model:
     # observation mask and y the (m, m) target (completion, without materialising e_j e_kᵀ)
     init = lambda key, eps: [eps * si * w for si, w in zip(s, deep_linear.init(key, spec.width, 1.0, len(s), dtype))]
     if x.ndim == 2:
-        n_obs = jnp.sum(x)
-        loss = lambda p: 0.5 * jnp.sum(x * (deep_linear.product(p) - y) ** 2) / n_obs
-        v_matrix = x * y / n_obs  # V = (1/n) Σ y_i X_i (A.6)
+        loss = lambda p: deep_linear.completion_loss(p, y, x)
+        v_matrix = deep_linear.completion_matrix(y, x)
     else:
         loss = lambda p: deep_linear.sensing_loss(p, x, y)
-        v_matrix = jnp.einsum("n,nij->ij", y, x) / len(y)
-    measure = lambda p, p0, eps: metrics.deep_linear(p, p0, v_matrix, eps, spec.top_k)
+        v_matrix = deep_linear.sensing_matrix(x, y)
+    v_host = np.asarray(v_matrix)
+    # V = O Λ Oᵀ (A.7) when V is symmetric, else the SVD frame; once per data set
+    frame = deep_linear.effective_frame(v_matrix, symmetric=bool(np.allclose(v_host, v_host.T)))
+    measure = lambda p, p0, eps: metrics.deep_linear(p, p0, v_matrix, frame, eps, spec.top_k)
     return Model(init, loss, measure, None)
 
 
@@ -196,7 +200,12 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
     starts = jnp.asarray(np.concatenate([[0], recorded[:-1]]))
     ends = jnp.asarray(recorded)
     slots = jnp.asarray(_slots(recorded, spec.cosine_recorded()))
-    value_and_grad = jax.value_and_grad(model.loss)
+    if model.value_and_grad is not None:  # written-out forward and backward pass (three-layer)
+        value_and_grad = model.value_and_grad
+        loss_of = lambda p: model.value_and_grad(p)[0]  # the same forward pass; the backward is dead code
+    else:
+        value_and_grad = jax.value_and_grad(model.loss)
+        loss_of = model.loss
     frac = spec.escape_fraction
 
     def check(i, state, loss, loss0):
@@ -216,7 +225,7 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
 
     def train(key, scale):
         params0 = model.init(key, scale)
-        loss0 = model.loss(params0)
+        loss0 = loss_of(params0)
 
         def step(i, state):
             loss, grads = value_and_grad(state[0])
@@ -232,7 +241,7 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
         def interval(carry, k):
             state, cos_store = carry
             state = jax.lax.fori_loop(starts[k], ends[k], step, state)
-            state, loss = check(ends[k], state, model.loss(state[0]), loss0)  # the record's own θ
+            state, loss = check(ends[k], state, loss_of(state[0]), loss0)  # the record's own θ
             series, cos = model.measure(state[0], params0, scale)
             keep = slots[k] >= 0
             cos_store = {
@@ -268,7 +277,10 @@ def batched(spec: TrainSpec, x, y) -> Callable:
     train = make_train(spec, x, y)
     grid = jax.vmap(jax.vmap(train, in_axes=(None, 0)), in_axes=(0, None))
     devices = jax.local_devices()
-    if len(devices) == 1:
+    # deep-linear records call LAPACK (svd) inside the loop; under shard_map over several XLA CPU
+    # host devices that hangs (observed with jax 0.10.2), and its m×m×m products thread well on
+    # one device anyway
+    if len(devices) == 1 or spec.model == "deep-linear":
         return jax.jit(grid)
     from jax.sharding import Mesh, PartitionSpec
 

@@ -75,22 +75,29 @@ def grid(spec: TrainSweep):
 
 
 def _epsilon(spec: TrainSweep, width: int, gamma_prime: float, value: float) -> float:
+    from . import scales
+
     axis = spec.scale_axis()[0]
     if axis == "scale":
         return float(value)
     if axis == "scale_exponent":
-        return float(width) ** (-value)  # ε = m^(−γ)
-    # two-layer (γ, γ'): β₁β₂/α = m^(−γ), β₁/β₂ = m^(−γ')  ⇒  β₁ = (α m^(−γ−γ'))^½
-    return math.sqrt(spec.alpha * float(width) ** (-value - gamma_prime))
+        return float(scales.eps_from_exponent(width, value))  # ε = m^(−γ)
+    return float(scales.two_layer_scales(value, gamma_prime, width, spec.alpha)[0])  # β₁ from (γ, γ')
 
 
 def _two_layer_coordinates(beta1, beta2, alpha, width):
     """γ = −log(β₁β₂/α)/log m, γ' = −log(β₁/β₂)/log m (Luo et al. 2021); NaN for m = 1."""
-    logm = np.log(np.asarray(width, dtype=float))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gamma = np.where(logm > 0, -np.log(beta1 * beta2 / alpha) / logm, np.nan)
-        gamma_prime = np.where(logm > 0, -np.log(beta1 / beta2) / logm, np.nan)
-    return gamma, gamma_prime
+    from . import scales
+
+    width = np.asarray(width, dtype=float)
+    beta1, beta2 = np.broadcast_to(np.asarray(beta1, float), width.shape), np.broadcast_to(np.asarray(beta2, float), width.shape)
+    ok = width >= 2
+    out = np.full((2, len(width)), np.nan)
+    if not ok.any():
+        return out[0], out[1]
+    gamma, gamma_prime = scales.two_layer_coordinates(beta1[ok], beta2[ok], alpha, width[ok])
+    out[0, ok], out[1, ok] = gamma, gamma_prime
+    return out[0], out[1]
 
 
 def train_spec(spec: TrainSweep, width: int, gamma_prime: float):

@@ -48,3 +48,46 @@ def mse(pred, y) -> jnp.ndarray:
 def effective_energy(params: dict, v) -> jnp.ndarray:
     """E = aᵀ W² W¹ v (3.8) of the three-layer network, in the units of its parameters."""
     return params["a"] @ params["w2"] @ (params["w1"] @ v)
+
+
+# σ' as a function of the output h = σ(z), for the activations of models/activations.py whose
+# derivative has that closed form (None: σ' = 1). relu: σ'(z) = 1 for z > 0, else 0 (JAX's choice
+# at 0), and h > 0 ⟺ z > 0. sigmoid is the shifted one, h = s − 1/2 with s = 1/(1+e^{−z}):
+# σ' = s (1 − s) = 1/4 − h².
+_DERIVATIVE_OF_OUTPUT = {
+    "tanh": lambda h: 1 - h * h,
+    "sigmoid": lambda h: 0.25 - h * h,
+    "identity": None,
+    "relu": lambda h: (h > 0).astype(h.dtype),
+}
+
+
+def three_layer_value_and_grad(params: dict, x, y, act_name: str):
+    """R_S and its gradient for the three-layer network, forward and backward written out.
+
+    Equals `jax.value_and_grad(lambda p: mse(three_layer_apply(p, x, σ), y))(params)` up to
+    rounding, with the work of one step in three m×m×n matrix products: z² = W² h¹, ∇W² = δ² h¹ᵀ
+    and W²ᵀ δ². Hidden activations are kept as (m, n) (one column per sample), and σ' is taken
+    from the stored outputs (1 − h² for tanh), so no pre-activation is kept. An activation
+    without such a closed form falls back to autodiff.
+    """
+    from .activations import get
+
+    act = get(act_name).fn
+    if act_name not in _DERIVATIVE_OF_OUTPUT:
+        return jax.value_and_grad(lambda p: mse(three_layer_apply(p, x, act), y))(params)
+    deriv = _DERIVATIVE_OF_OUTPUT[act_name]
+    a, w2, w1 = params["a"], params["w2"], params["w1"]
+    n = y.shape[0]
+    h1 = act(w1 @ x.T)  # (m, n)
+    h2 = act(w2 @ h1)  # (m, n)
+    err = a @ h2 - y  # (n,)
+    loss = 0.5 * jnp.mean(err * err)
+    r = err / n  # ∂R_S/∂f
+    d2 = a[:, None] * r[None, :]  # ∂R_S/∂z² (m, n)
+    if deriv is not None:
+        d2 = d2 * deriv(h2)
+    d1 = w2.T @ d2  # ∂R_S/∂h¹
+    if deriv is not None:
+        d1 = d1 * deriv(h1)
+    return loss, {"a": h2 @ r, "w2": d2 @ h1.T, "w1": d1 @ x}
