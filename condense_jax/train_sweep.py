@@ -8,7 +8,6 @@ Host code only: the numerics live in train.py, metrics.py and escape.py.
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 
