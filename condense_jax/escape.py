@@ -19,9 +19,11 @@ T* the blow-up time of (3.10) from (a/ε, W²/ε, W¹v/ε) (blowup.solve_three_l
 
 What "escape" means here: T* is where the leading-order model blows up, i.e. where the weights in
 original units, θ ≈ 1/(κ (t_* − t)) near the blow-up (t_* = T*/(εκ)), stop being small. That profile
-does not depend on ε, so the original time from T*/(εκ) to the loss falling to a fixed fraction of
-its initial value tends to an ε-independent constant; the measured escape step exceeds the
-prediction by about a fixed number of steps (≈ const/(κ η)), a relative gap of order ε.
+does not depend on ε, so under gradient flow the loss reaches a fixed fraction of its initial value
+a fixed O(1/κ) time from t_*: O(1/(κη)) steps. Gradient descent is forward Euler with step εκη in
+the effective time on a flow that blows up like s' = s², which costs about ln(growth of s) ≈ ln(1/ε)
+extra steps whatever η. So measured − predicted ≈ ln(1/ε) + O(1) steps, a relative gap of order
+ε ln(1/ε) (tests/test_escape.py measures it).
 
 Assumes plain gradient descent with a constant learning rate (no lr drops, not Adam).
 """

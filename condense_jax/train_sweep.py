@@ -223,9 +223,32 @@ def _predicted(spec, tspec, res, scales, x, y, S, E) -> dict:
     eps = np.tile(np.asarray(scales, dtype=np.float64), S)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the CLI says once, up front, when σ does not qualify
-        pred = escape.predicted_escape(params0, eps, x, y, spec.activation, spec.lr)
+        pred = escape.predicted_escape(params0, eps, x, y, spec.activation, 1.0)
+    # with lr = 1 the "step" is the gradient-flow time t = T*/(ε κ); GD with rates lr_k covers
+    # Σ lr_k of it, so the drops of a piecewise-constant schedule are followed exactly
+    steps = steps_for_time(np.asarray(pred["predicted_step"], dtype=float), spec.lr, spec.lr_drops)
+    if spec.optimizer != "gd":
+        steps = np.full(S * E, np.nan)  # Adam does not follow the gradient flow's clock
     return {"t_star": np.asarray(pred["t_star"]), "kappa": np.broadcast_to(pred["kappa"], (S * E,)).astype(float),
-            "predicted_escape_step": np.asarray(pred["predicted_step"])}
+            "predicted_escape_step": steps}
+
+
+def steps_for_time(t, lr: float, drops) -> np.ndarray:
+    """GD steps whose learning rates add up to the gradient-flow time t (t = Σ_k lr_k), for the
+    piecewise-constant schedule lr, then drops[i][1] from step drops[i][0] on."""
+    t = np.asarray(t, dtype=float)
+    out = np.full(t.shape, np.nan)
+    start, rate, elapsed = 0, lr, 0.0
+    todo = np.isfinite(t)
+    for step, new in [*drops, (np.inf, None)]:
+        span = (step - start) * rate  # time covered before the next drop
+        here = todo & (t <= elapsed + span)
+        out[here] = start + (t[here] - elapsed) / rate
+        todo &= ~here
+        if new is None:
+            break
+        elapsed, start, rate = elapsed + span, step, new
+    return out
 
 
 def _cosine_frame(spec, tspec, res, run_ids, seeds):

@@ -189,3 +189,27 @@ steps = 300
 def test_data_generators_are_what_they_claim():
     x, y = data.tanh_regression(50, seed=3)
     assert x.shape == (50, 1) and np.all(np.abs(x) <= np.pi) and np.allclose(y, np.tanh(x[:, 0]))
+
+
+def test_the_issue_command_as_written(tmp_path, capsys):
+    """`condense train --model three-layer --widths 20 --init-scales 1e-3 3e-4 --lr 0.05 --steps 30000
+    --seeds 4 --out DIR`: every run escapes its plateau close to the effective ODE's prediction."""
+    out = tmp_path / "gd"
+    code, stdout, err = run_cli(["train", "--model", "three-layer", "--widths", "20", "--init-scales", "1e-3", "3e-4",
+                                 "--lr", "0.05", "--steps", "30000", "--seeds", "4", "--out", str(out), "--quiet"], capsys)
+    assert code == 0, err
+    runs = pd.read_parquet(out / "runs")
+    assert len(runs) == 8 and (runs["status"] == "finished").all()
+    for col in ("model", "width", "seed", "scale", "lr", "steps", "status", "escape_step", "predicted_escape_step"):
+        assert col in runs.columns
+    rel = (runs["escape_step"].astype(float) - runs["predicted_escape_step"]) / runs["predicted_escape_step"]
+    # the gap is ln(1/ε) + O(1/(κ lr)) steps (tests/test_escape.py) out of thousands
+    assert (rel.abs() < 0.02).all(), rel
+    assert (out / "figures").is_dir() and any((out / "figures").glob("*.png"))
+
+
+def test_predicted_steps_follow_lr_drops():
+    # t = Σ lr_k: 0.1 per step for 100 steps (t = 10), then 0.01 per step
+    np.testing.assert_allclose(train_sweep.steps_for_time([5.0, 10.0, 12.0], 0.1, [(100, 0.01)]), [50, 100, 300])
+    assert np.isnan(train_sweep.steps_for_time([np.nan], 0.1, ()))[0]
+    np.testing.assert_allclose(train_sweep.steps_for_time([1.0, 3.0], 0.5, [(2, 0.25), (4, 1.0)]), [2, 5.5])  # 1 + 0.5 + 1.5
