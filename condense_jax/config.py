@@ -72,8 +72,25 @@ def _seeds(value) -> tuple[int, ...]:
     return tuple(range(n))
 
 
+class _Spec:
+    """What every sweep spec shares: a plain dict (for manifests) and the hash of its numbers."""
+
+    KIND = ""
+
+    def to_dict(self) -> dict:
+        return {"kind": self.KIND, **{f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}}
+
+    def config_hash(self, extra: dict | None = None) -> str:
+        """Hash of everything that changes the numbers (not the name or the chunking)."""
+        d = self.to_dict()
+        d.pop("name")
+        d.pop("chunk_size")
+        d.update(extra or {})
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
 @dataclasses.dataclass(frozen=True)
-class OdeSweep:
+class OdeSweep(_Spec):
     """A sweep of the effective ODE (3.10) to blow-up: widths × per-layer scales × seeds.
 
     Each start has a_i ~ N(0, σ_a²), b_ij ~ N(0, σ_b²) (every hidden matrix for depth > 3),
@@ -97,6 +114,7 @@ class OdeSweep:
     series_t: tuple[float, ...] | None = None
     series_E: tuple[float, ...] | None = None
     name: str = "ode"
+    KIND = "ode"
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)
@@ -128,24 +146,13 @@ class OdeSweep:
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"name must be a non-empty string, got {self.name!r}")
 
-    def to_dict(self) -> dict:
-        return {"kind": "ode", **{f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}}
-
-    def config_hash(self, extra: dict | None = None) -> str:
-        """Hash of everything that changes the numbers (not the name or the chunking)."""
-        d = self.to_dict()
-        d.pop("name")
-        d.pop("chunk_size")
-        d.update(extra or {})
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
     @property
     def n_runs(self) -> int:
         return len(self.widths) * len(self.seeds) * len(self.scale_a) * len(self.scale_b) * len(self.scale_c)
 
 
 def _plain(v):
-    return list(v) if isinstance(v, tuple) else v
+    return [_plain(x) for x in v] if isinstance(v, tuple) else v
 
 
 ODE_KEYS = {f.name for f in dataclasses.fields(OdeSweep)}
@@ -167,7 +174,7 @@ MODELS = ("three-layer", "two-layer", "deep-linear")
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainSweep:
+class TrainSweep(_Spec):
     """A gradient-descent sweep (issue #3): widths × init scales × seeds, one model, one data set.
 
     The init scale ε is given directly (`init_scales`) or as exponents γ with ε = m^(−γ)
@@ -210,6 +217,7 @@ class TrainSweep:
     predict_escape: bool = True
     chunk_size: int | None = None  # seeds per compiled call; None: sized to a memory budget
     name: str = "train"
+    KIND = "train"
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)
@@ -284,17 +292,6 @@ class TrainSweep:
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"name must be a non-empty string, got {self.name!r}")
 
-    def to_dict(self) -> dict:
-        return {"kind": "train", **{f.name: _plain_deep(getattr(self, f.name)) for f in dataclasses.fields(self)}}
-
-    def config_hash(self, extra: dict | None = None) -> str:
-        """Hash of everything that changes the numbers (not the name or the chunking)."""
-        d = self.to_dict()
-        d.pop("name")
-        d.pop("chunk_size")
-        d.update(extra or {})
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
     def scale_axis(self) -> tuple[str, tuple[float, ...]]:
         """The vmapped init-scale axis: ("scale", ε values), ("scale_exponent", γ) or ("gamma", γ)."""
         if self.init_scales is not None:
@@ -307,12 +304,6 @@ class TrainSweep:
     def n_runs(self) -> int:
         outer = len(self.gamma_primes) if self.gamma_primes is not None else 1
         return len(self.widths) * outer * len(self.scale_axis()[1]) * len(self.seeds)
-
-
-def _plain_deep(v):
-    if isinstance(v, tuple):
-        return [_plain_deep(x) for x in v]
-    return v
 
 
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainSweep)}

@@ -89,6 +89,13 @@ def effective_rate(x: np.ndarray, y: np.ndarray, slope0: float) -> float:
     return float(slope0**2 * np.linalg.norm(y @ x) / len(y))
 
 
+def _check_real_finite(what: str, **arrays) -> None:
+    for name, v in arrays.items():
+        real = np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)
+        if not real or not np.all(np.isfinite(v)):
+            raise ConfigError(f"{what} array {name} has non-numeric or non-finite values")
+
+
 def check_xy(x, y, what: str = "data") -> tuple[np.ndarray, np.ndarray]:
     """Checked float64 copies of regression/classification data: x (n, d) (or (n,)), y (n,), n ≥ 1,
     real and finite; anything else is a ConfigError whose one line starts with `what`."""
@@ -101,10 +108,7 @@ def check_xy(x, y, what: str = "data") -> tuple[np.ndarray, np.ndarray]:
         raise ConfigError(f"{what} has n = 0 samples")
     if len(x) != len(y):
         raise ConfigError(f"{what} x has {len(x)} samples but y has {len(y)}")
-    for name, v in (("x", x), ("y", y)):
-        real = np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)
-        if not real or not np.all(np.isfinite(v)):
-            raise ConfigError(f"{what} array {name} has non-numeric or non-finite values")
+    _check_real_finite(what, x=x, y=y)
     return x.astype(np.float64), y.astype(np.float64)
 
 
@@ -231,8 +235,5 @@ def load_sensing(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise ConfigError(f"{what} has no measurements (x has shape {xs.shape})")
     if len(xs) != len(ys):
         raise ConfigError(f"{what} x has {len(xs)} measurements but y has {len(ys)}")
-    for name, v in (("x", xs), ("y", ys)):
-        real = np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)
-        if not real or not np.all(np.isfinite(v)):
-            raise ConfigError(f"{what} array {name} has non-numeric or non-finite values")
+    _check_real_finite(what, x=xs, y=ys)
     return xs.astype(np.float64), ys.astype(np.float64)

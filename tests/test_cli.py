@@ -183,7 +183,7 @@ def test_out_dir_that_is_not_a_sweep(tmp_path, capsys):
     "text,needle",
     [
         ('[ode]\nwidths = [3]\nsedes = 4\n', "unknown key"),
-        ('kind = "train"\n', "not supported"),
+        ('kind = "cnn"\n', "unknown kind 'cnn'"),
         ('[ode]\nwidths = "wide"\n', "widths"),
         ('[ode\n', "not valid TOML"),
         ('[ode]\nscale_a = [0.0]\n', "scale_a"),
