@@ -193,6 +193,14 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
     The loop is a scan over the record intervals [r_{k−1}, r_k) with an inner loop over the steps
     of each, so the measurements of metrics.py (O(m³) for the Assumption 2 pair counts) cost once
     per record, not once per step.
+
+    For speed (benchmarks/gd_vs_torch.py): the inner loop takes two steps per iteration and keeps
+    θ_i and θ_{i−1} (needed to freeze a diverging run) in two buffers that swap roles, so a step
+    writes one new parameter set, update and freeze decision fused in one pass, instead of
+    selecting and copying whole parameter sets several times; an odd step left over runs once at
+    the end of the interval. Plain GD carries no optimiser state (its update count is the step
+    index while a run runs), and the three-layer network uses its written-out forward and
+    backward pass (Model.value_and_grad).
     """
     model = _model(spec, x, y)
     opt = _optimizer(spec)
@@ -207,55 +215,79 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
         value_and_grad = jax.value_and_grad(model.loss)
         loss_of = model.loss
     frac = spec.escape_fraction
+    # optax's sgd state is its update count alone, which equals the step index i while a run runs
+    # (a frozen run takes no update), so it is rebuilt from i instead of carried and selected.
+    counted = spec.optimizer == "gd"
 
-    def check(i, state, loss, loss0):
-        """Freeze a run on divergence or convergence; note the escape step and the positive sum."""
-        params, prev, opt_state, last_loss, status, stop, escape, pos = state
+    def check(i, loss, theta, last_loss, loss0, flags):
+        """Judge the loss at θ_i = theta: divergence, convergence, escape step and the positive sum."""
+        status, stop, escape, pos = flags
         running = status == 0
         bad = running & (~jnp.isfinite(loss) | (loss > spec.diverge_factor * loss0))
-        params = _select(bad, prev, params)
         loss = jnp.where(bad, last_loss, loss)
         done = running & ~bad & (loss <= spec.loss_threshold)
         status = jnp.where(bad, 1, jnp.where(done, 2, status)).astype(jnp.int32)
         stop = jnp.where(bad, i - 1, jnp.where(done, i, stop)).astype(jnp.int32)
         escape = jnp.where((escape < 0) & running & ~bad & (loss <= frac * loss0), i, escape).astype(jnp.int32)
         if model.positive_sum is not None:
-            pos = jnp.where(running & ~bad, jnp.maximum(pos, model.positive_sum(params)), pos).astype(jnp.int32)
-        return (params, prev, opt_state, loss, status, stop, escape, pos), loss
+            pos = jnp.where(running & ~bad, jnp.maximum(pos, model.positive_sum(theta)), pos).astype(jnp.int32)
+        return bad, loss, (status, stop, escape, pos)
 
     def train(key, scale):
         params0 = model.init(key, scale)
         loss0 = loss_of(params0)
+        opt0 = opt.init(params0)
 
-        def step(i, state):
-            loss, grads = value_and_grad(state[0])
-            state, loss = check(i, state, loss, loss0)
-            params, prev, opt_state, _, status, stop, escape, pos = state
-            go = status == 0
-            updates, new_state = opt.update(grads, opt_state, params)
-            prev = _select(go, params, prev)
-            params = _select(go, optax.apply_updates(params, updates), params)
-            opt_state = _select(go, new_state, opt_state)
-            return (params, prev, opt_state, loss, status, stop, escape, pos)
+        def step(i, cur, prev, rest):
+            """Step i from θ_i = cur, θ_{i−1} = prev: returns θ_{i+1}, or the parameters the run is frozen at."""
+            opt_state, last_loss, flags = rest
+            loss, grads = value_and_grad(cur)
+            bad, loss, flags = check(i, loss, cur, last_loss, loss0, flags)
+            go = flags[0] == 0
+            if counted:
+                updates, _ = opt.update(grads, jax.tree_util.tree_map(lambda c: jnp.asarray(i, c.dtype), opt0), cur)
+            else:
+                updates, new_state = opt.update(grads, opt_state, cur)
+                opt_state = _select(go, new_state, opt_state)
+            new = jax.tree_util.tree_map(
+                lambda p, q, u: jnp.where(go, optax.apply_updates(p, u), jnp.where(bad, q, p)), cur, prev, updates
+            )
+            return new, (opt_state, loss, flags)
 
         def interval(carry, k):
-            state, cos_store = carry
-            state = jax.lax.fori_loop(starts[k], ends[k], step, state)
-            state, loss = check(ends[k], state, loss_of(state[0]), loss0)  # the record's own θ
-            series, cos = model.measure(state[0], params0, scale)
+            (cur, prev, rest), cos_store = carry
+            start, end = starts[k], ends[k]
+
+            def two_steps(j, c):  # θ_{i+1} overwrites θ_{i−1}, then θ_{i+2} overwrites θ_i
+                a, b, r = c
+                b, r = step(start + 2 * j, a, b, r)
+                a, r = step(start + 2 * j + 1, b, a, r)
+                return a, b, r
+
+            def last_step(c):
+                a, b, r = c
+                new, r = step(end - 1, a, b, r)
+                return new, a, r
+
+            c = jax.lax.fori_loop(0, (end - start) // 2, two_steps, (cur, prev, rest))
+            cur, prev, (opt_state, last_loss, flags) = jax.lax.cond((end - start) % 2 == 1, last_step, lambda c: c, c)
+            bad, loss, flags = check(end, loss_of(cur), cur, last_loss, loss0, flags)  # the record's own θ
+            cur = _select(bad, prev, cur)
+            series, cos = model.measure(cur, params0, scale)
             keep = slots[k] >= 0
             cos_store = {
                 name: jnp.where(keep, cos_store[name].at[jnp.maximum(slots[k], 0)].set(cos[name]), cos_store[name])
                 for name in cos_store
             }
-            return (state, cos_store), (loss, series)
+            return ((cur, prev, (opt_state, loss, flags)), cos_store), (loss, series)
 
         _, cos0 = model.measure(params0, params0, scale)
         cos_store = {name: jnp.zeros((len(spec.cosine_recorded()), *c.shape), c.dtype) for name, c in cos0.items()}
         neg = jnp.int32(-1)
-        state = (params0, params0, opt.init(params0), loss0, jnp.int32(0), jnp.int32(spec.steps), neg, neg)
-        (state, cos_store), (losses, series) = jax.lax.scan(interval, (state, cos_store), jnp.arange(len(recorded)))
-        params, _, _, _, status, stop, escape, pos = state
+        rest = (opt0, loss0, (jnp.int32(0), jnp.int32(spec.steps), neg, neg))
+        carry = ((params0, params0, rest), cos_store)
+        ((params, _, (_, _, flags)), cos_store), (losses, series) = jax.lax.scan(interval, carry, jnp.arange(len(recorded)))
+        status, stop, escape, pos = flags
         return TrainResult(losses, series, cos_store, params0, params, status, stop, escape, pos)
 
     return train

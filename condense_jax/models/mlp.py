@@ -62,6 +62,12 @@ _DERIVATIVE_OF_OUTPUT = {
 }
 
 
+def _contract(a, b, axis_a: int, axis_b: int):
+    """Σ_k a[..k..] b[..k..] over axis_a of a and axis_b of b, as one dot_general (no transposes
+    written out: XLA then keeps each operand in place; `a.T @ b` made it copy h¹ and W²)."""
+    return jax.lax.dot_general(a, b, (((axis_a,), (axis_b,)), ((), ())))
+
+
 def three_layer_value_and_grad(params: dict, x, y, act_name: str):
     """R_S and its gradient for the three-layer network, forward and backward written out.
 
@@ -79,15 +85,16 @@ def three_layer_value_and_grad(params: dict, x, y, act_name: str):
     deriv = _DERIVATIVE_OF_OUTPUT[act_name]
     a, w2, w1 = params["a"], params["w2"], params["w1"]
     n = y.shape[0]
-    h1 = act(w1 @ x.T)  # (m, n)
-    h2 = act(w2 @ h1)  # (m, n)
-    err = a @ h2 - y  # (n,)
+    h1 = act(_contract(w1, x, 1, 1))  # (m, n) = σ(W¹ xᵀ)
+    h2 = act(_contract(w2, h1, 1, 0))  # (m, n) = σ(W² h¹)
+    err = _contract(a, h2, 0, 0) - y  # (n,) f − y
     loss = 0.5 * jnp.mean(err * err)
     r = err / n  # ∂R_S/∂f
     d2 = a[:, None] * r[None, :]  # ∂R_S/∂z² (m, n)
     if deriv is not None:
         d2 = d2 * deriv(h2)
-    d1 = w2.T @ d2  # ∂R_S/∂h¹
+    d1 = _contract(w2, d2, 0, 0)  # ∂R_S/∂h¹ = W²ᵀ δ²
     if deriv is not None:
         d1 = d1 * deriv(h1)
-    return loss, {"a": h2 @ r, "w2": d2 @ h1.T, "w1": d1 @ x}
+    grads = {"a": _contract(h2, r, 1, 0), "w2": _contract(d2, h1, 1, 1), "w1": _contract(d1, x, 1, 0)}
+    return loss, grads
