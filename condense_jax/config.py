@@ -76,6 +76,17 @@ class _Spec:
     """What every sweep spec shares: a plain dict (for manifests) and the hash of its numbers."""
 
     KIND = ""
+    LIST_KEYS: tuple[str, ...] = ()  # keys a TOML table may give as one value instead of a list
+
+    @classmethod
+    def from_mapping(cls, d: dict, where: str):
+        """Build the spec from a TOML table, rejecting unknown keys with a clear message."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        d = {k: [v] if k in cls.LIST_KEYS and not isinstance(v, list) else v for k, v in d.items()}
+        return cls(**d)
 
     def to_dict(self) -> dict:
         return {"kind": self.KIND, **{f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}}
@@ -115,6 +126,7 @@ class OdeSweep(_Spec):
     series_E: tuple[float, ...] | None = None
     name: str = "ode"
     KIND = "ode"
+    LIST_KEYS = ("widths", "scale_a", "scale_b", "scale_c", "series_t", "series_E")
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)
@@ -153,21 +165,6 @@ class OdeSweep(_Spec):
 
 def _plain(v):
     return [_plain(x) for x in v] if isinstance(v, tuple) else v
-
-
-ODE_KEYS = {f.name for f in dataclasses.fields(OdeSweep)}
-
-
-def ode_from_mapping(d: dict, where: str) -> OdeSweep:
-    """Build an OdeSweep from a TOML table, rejecting unknown keys with a clear message."""
-    unknown = sorted(set(d) - ODE_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(ODE_KEYS)}")
-    d = dict(d)
-    for k in ("widths", "scale_a", "scale_b", "scale_c", "series_t", "series_E"):
-        if k in d and not isinstance(d[k], list):
-            d[k] = [d[k]]
-    return OdeSweep(**d)
 
 
 MODELS = ("three-layer", "two-layer", "deep-linear")
@@ -218,6 +215,7 @@ class TrainSweep(_Spec):
     chunk_size: int | None = None  # seeds per compiled call; None: sized to a memory budget
     name: str = "train"
     KIND = "train"
+    LIST_KEYS = ("widths", "init_scales", "scale_exponents", "gammas", "gamma_primes", "layer_scales")
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)
@@ -306,19 +304,6 @@ class TrainSweep(_Spec):
         return len(self.widths) * outer * len(self.scale_axis()[1]) * len(self.seeds)
 
 
-TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainSweep)}
-
-
-def train_from_mapping(d: dict, where: str) -> TrainSweep:
-    """Build a TrainSweep from a TOML table, rejecting unknown keys with a clear message."""
-    unknown = sorted(set(d) - TRAIN_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(TRAIN_KEYS)}")
-    d = dict(d)
-    for k in ("widths", "init_scales", "scale_exponents", "gammas", "gamma_primes", "layer_scales"):
-        if k in d and not isinstance(d[k], list):
-            d[k] = [d[k]]
-    return TrainSweep(**d)
 
 
 def load_spec(path: str | Path, variant: str | None = None) -> tuple[OdeSweep | TrainSweep, dict]:
@@ -356,7 +341,7 @@ def parse_spec(text: str, where: str, variant: str | None = None) -> tuple[OdeSw
         name = f"{name or kind}_{variant}"
     if name is not None:
         table = {**table, "name": name}
-    spec = (ode_from_mapping if kind == "ode" else train_from_mapping)(table, where)
+    spec = (OdeSweep if kind == "ode" else TrainSweep).from_mapping(table, where)
     extra = {"out": doc.get("out")}
     if extra["out"] is not None and not isinstance(extra["out"], str):
         raise ConfigError(f"{where}: out must be a path string, got {extra['out']!r}")
