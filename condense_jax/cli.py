@@ -129,7 +129,7 @@ def cmd_train(args) -> int:
         gamma_primes=tuple(args.gamma_primes) if args.gamma_primes else None,
         layer_scales=tuple(args.layer_scales) if args.layer_scales else None,
         alpha=args.alpha, activation=args.activation, bias=args.bias, data=args.data, n=args.n, grid=args.grid,
-        data_seed=args.data_seed, lr=args.lr, lr_drops=tuple(args.lr_drop or ()), optimizer=args.optimizer,
+        data_seed=args.data_seed, lr=args.lr, lr_ntk=args.lr_ntk, lr_drops=tuple(args.lr_drop or ()), optimizer=args.optimizer,
         steps=args.steps, n_records=args.records,
         record_steps=tuple(args.record_steps) if args.record_steps else None,
         cosine_steps=tuple(args.cosine_steps) if args.cosine_steps else None, cosine_seeds=args.cosine_seeds,
@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     scales.add_argument("--init-scales", type=float, nargs="+", metavar="ε", help="init scales ε (default 1e-3)")
     scales.add_argument("--scale-exponents", type=float, nargs="+", metavar="γ", help="init scales ε = m^(−γ)")
     scales.add_argument("--gammas", type=float, nargs="+", metavar="γ", help="two-layer: γ = −log(β₁β₂/α)/log m (with --gamma-primes)")
-    tr.add_argument("--gamma-primes", type=float, nargs="+", metavar="γ'", help="two-layer: γ' = −log(β₁/β₂)/log m")
+    tr.add_argument("--gamma-primes", type=float, nargs="+", metavar="γ'", help="two-layer: γ' = −log(β₂/β₁)/log m (β₂: output std; Luo et al.)")
     tr.add_argument("--layer-scales", type=float, nargs="+", metavar="s", help="per-layer multipliers of ε (three-layer: a W² W¹; two-layer: w a)")
     tr.add_argument("--alpha", type=float, default=1.0, help="two-layer output scale α: f = (1/α) Σ a_k σ(w_k·x)")
     tr.add_argument("--activation", default="tanh", help="tanh, relu, sigmoid (shifted, σ(0) = 0) or identity")
@@ -283,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--grid", action="store_true", help="tanh data on an even grid instead of uniform random")
     tr.add_argument("--data-seed", type=int, default=0, help="seed of the generated data")
     tr.add_argument("--lr", type=float, default=0.05, help="learning rate")
+    tr.add_argument("--lr-ntk", type=float, default=None, metavar="ETA",
+                    help="per-run step size min(lr, ETA/K0), K0 = trace of the initial tangent kernel over n")
     tr.add_argument("--lr-drop", type=_lr_drop, action="append", metavar="STEP:LR", help="from STEP on use LR (repeatable)")
     tr.add_argument("--optimizer", choices=["gd", "adam"], default="gd", help="full-batch GD (the papers') or Adam")
     tr.add_argument("--steps", type=int, default=1000, help="optimiser steps")

@@ -178,7 +178,11 @@ class TrainSweep(_Spec):
     (`scale_exponents`); for the two-layer model also as the phase-diagram coordinates
     (`gammas` × `gamma_primes`, Luo et al. 2021), which fix β₁, β₂ for the given α at each width.
     `layer_scales` multiply ε per layer (three-layer: a, W², W¹; two-layer: w, a; deep-linear:
-    W¹, W², W³). Data: the paper's tanh regression ("tanh"), linearly separable classes
+    W¹, W², W³). `layer_exponents` (three-layer) is a list of per-layer exponent offsets
+    (δ_a, δ_W², δ_W¹): each entry is one more grid axis value, with layer l initialised at
+    ε · layer_scales[l] · m^(−δ_l) (the per-layer exponents of a three-layer phase diagram).
+    `lr_ntk` gives each run the step size min(lr, lr_ntk / K₀) with K₀ the trace of its initial
+    tangent kernel over n (train.TrainSpec), so one sweep can span lazy and condensed inits. Data: the paper's tanh regression ("tanh"), linearly separable classes
     ("separable"), Fig. 3's matrix target ("fig3", deep-linear) or a user .npz path.
     """
 
@@ -190,6 +194,7 @@ class TrainSweep(_Spec):
     gammas: tuple[float, ...] | None = None
     gamma_primes: tuple[float, ...] | None = None
     layer_scales: tuple[float, ...] | None = None
+    layer_exponents: tuple[tuple[float, ...], ...] | None = None
     alpha: float = 1.0
     activation: str = "tanh"
     bias: bool = False
@@ -198,6 +203,7 @@ class TrainSweep(_Spec):
     grid: bool = False
     data_seed: int = 0
     lr: float = 0.05
+    lr_ntk: float | None = None
     lr_drops: tuple[tuple[int, float], ...] = ()
     optimizer: str = "gd"
     steps: int = 1000
@@ -249,6 +255,23 @@ class TrainSweep(_Spec):
             if len(scales) != n_layers:
                 raise ConfigError(f"layer_scales needs {n_layers} values for {self.model}, got {len(scales)}")
             set_("layer_scales", scales)
+        if self.layer_exponents is not None:
+            if self.model != "three-layer":
+                raise ConfigError(f"layer_exponents are per-layer offsets of the three-layer model; model is {self.model!r}")
+            if self.gammas is not None:
+                raise ConfigError("layer_exponents cannot be combined with gammas / gamma_primes")
+            offsets = []
+            for item in self.layer_exponents:
+                if not isinstance(item, (list, tuple)) or len(item) != 3:
+                    raise ConfigError(f"layer_exponents entries must be [δ_a, δ_W2, δ_W1] triples, got {item!r}")
+                offsets.append(tuple(_finite("layer_exponents entry", v) for v in item))
+            if not offsets:
+                raise ConfigError("layer_exponents is empty; give at least one [δ_a, δ_W2, δ_W1] triple")
+            if len(set(offsets)) != len(offsets):
+                raise ConfigError(f"layer_exponents has duplicate entries {offsets}")
+            if min(self.widths) < 2:
+                raise ConfigError("layer_exponents need widths ≥ 2 (they are exponents of the width)")
+            set_("layer_exponents", tuple(offsets))
         set_("alpha", _positive_finite("alpha", self.alpha))
         for k in ("bias", "grid", "predict_escape"):
             if not isinstance(getattr(self, k), bool):
@@ -258,6 +281,10 @@ class TrainSweep(_Spec):
         set_("n", _int_at_least("n", self.n, 1))
         set_("data_seed", _int_at_least("data_seed", self.data_seed, 0))
         set_("lr", _positive_finite("lr", self.lr))
+        if self.lr_ntk is not None:
+            set_("lr_ntk", _positive_finite("lr_ntk", self.lr_ntk))
+            if self.model == "deep-linear":
+                raise ConfigError("lr_ntk is for the networks (two-layer, three-layer), not deep-linear")
         drops = []
         for item in self.lr_drops:
             if not isinstance(item, (list, tuple)) or len(item) != 2:
@@ -298,9 +325,18 @@ class TrainSweep(_Spec):
             return "scale_exponent", self.scale_exponents
         return "gamma", self.gammas
 
+    def outer_axis(self) -> tuple[str, tuple]:
+        """The grid axis looped over outside the compiled call (one TrainSpec each):
+        ("gamma_prime", γ' values), ("layer_exponents", offset triples) or ("", (None,))."""
+        if self.gamma_primes is not None:
+            return "gamma_prime", self.gamma_primes
+        if self.layer_exponents is not None:
+            return "layer_exponents", self.layer_exponents
+        return "", (None,)
+
     @property
     def n_runs(self) -> int:
-        outer = len(self.gamma_primes) if self.gamma_primes is not None else 1
+        outer = len(self.outer_axis()[1])
         return len(self.widths) * outer * len(self.scale_axis()[1]) * len(self.seeds)
 
 

@@ -54,17 +54,24 @@ def exponent_from_eps(width, eps):
 
 
 def two_layer_coordinates(beta1, beta2, alpha, m):
-    """(γ, γ') = (−log(β₁β₂/α)/log m, −log(β₁/β₂)/log m) (Luo et al. 2021); m ≥ 2."""
+    """(γ, γ') = (−log(β₁β₂/α)/log m, −log(β₂/β₁)/log m) of Luo et al. (2021); m ≥ 2.
+
+    β₁ is the std of the input weights w and β₂ that of the output weights a (the CNN paper's
+    names, used throughout condense_jax). Luo et al. write the output std first: their
+    γ' = −log(β_a/β_w)/log m = −log(β₂/β₁)/log m here, the ratio for which their regimes hold
+    (linear for γ < 1 or γ' > γ − 1, condensed for γ > 1 and γ' < γ − 1; phase.py).
+    """
     b1, b2, a = _positive("beta1", beta1), _positive("beta2", beta2), _positive("alpha", alpha)
     logm = np.log(_width(m, 2))
-    return _out(-np.log(b1 * b2 / a) / logm), _out(-np.log(b1 / b2) / logm)
+    return _out(-np.log(b1 * b2 / a) / logm), _out(-np.log(b2 / b1) / logm)
 
 
 def two_layer_scales(gamma, gamma_prime, m, alpha=1.0):
-    """(β₁, β₂) with the given (γ, γ') at width m and output scale α; inverse of two_layer_coordinates.
+    """(β₁, β₂) = (input std, output std) with the given (γ, γ') at width m and output scale α;
+    the inverse of two_layer_coordinates.
 
-    β₁β₂/α = m^(−γ) and β₁/β₂ = m^(−γ') give β₁ = √α m^(−(γ+γ')/2), β₂ = √α m^((γ'−γ)/2).
+    β₁β₂/α = m^(−γ) and β₂/β₁ = m^(−γ') give β₁ = √α m^((γ'−γ)/2), β₂ = √α m^(−(γ+γ')/2).
     """
     g, gp, a = _real("gamma", gamma), _real("gamma_prime", gamma_prime), _positive("alpha", alpha)
     m = _width(m, 2)
-    return _out(np.sqrt(a) * m ** (-(g + gp) / 2)), _out(np.sqrt(a) * m ** ((gp - g) / 2))
+    return _out(np.sqrt(a) * m ** ((gp - g) / 2)), _out(np.sqrt(a) * m ** (-(g + gp) / 2))

@@ -50,6 +50,10 @@ class TrainSpec:
     cos_threshold: float = 0.99  # rows with |cos| ≥ this count as one direction
     cosine_steps: tuple[int, ...] | None = None  # steps whose cosine matrices are kept; None: first and last
     top_k: int = 4  # deep-linear: singular values of W recorded
+    # per-run step size min(lr, lr_ntk / K₀), K₀ = (1/n) Σ_i ‖∇_θ f(x_i)‖² at θ(0) (the trace of the
+    # initial tangent kernel over n, an upper bound of the loss Hessian's top eigenvalue near θ(0));
+    # None: every run uses lr. For sweeps whose init scales span the lazy and the condensed regime
+    lr_ntk: float | None = None
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -76,6 +80,11 @@ class TrainSpec:
             raise ConfigError(f"top_k must be an integer in [1, width], got {self.top_k!r}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.lr_ntk is not None:
+            if not (np.isfinite(self.lr_ntk) and self.lr_ntk > 0):
+                raise ConfigError(f"lr_ntk must be positive and finite, got {self.lr_ntk!r}")
+            if self.model == "deep-linear":
+                raise ConfigError("lr_ntk is for the networks (two-layer, three-layer), not deep-linear")
 
     def recorded(self) -> np.ndarray:
         """The steps at which the loss and the measurements are recorded (0 = the initial state):
@@ -110,40 +119,41 @@ class TrainResult(NamedTuple):
     stop_step: jnp.ndarray  # updates applied to the parameters the run is frozen at; spec.steps if never
     escape_step: jnp.ndarray  # first step with loss ≤ escape_fraction × initial loss; −1 if never
     max_pos_sum: jnp.ndarray  # three-layer: max over steps of the Fig. 2 positive sum; −1 otherwise
+    lr_factor: jnp.ndarray  # the run's step size over spec.lr: min(1, lr_ntk / (lr K₀)); 1 without lr_ntk
 
 
 class Model(NamedTuple):
-    init: Callable  # (key, ε) → params
+    init: Callable  # (key, ε, per-layer multipliers s) → params, layer l at scale ε·s_l
     loss: Callable  # params → R_S
     measure: Callable  # (params, params0, ε) → (series dict, cosine dict)
     positive_sum: Callable | None  # params → Fig. 2 sum, every step (three-layer only)
     value_and_grad: Callable | None = None  # params → (R_S, ∇R_S) written out; None: jax.value_and_grad(loss)
+    apply: Callable | None = None  # (params, x (n, d)) → f (n,), for the networks
 
 
 def _model(spec: TrainSpec, x, y) -> Model:
     """The model the spec names, on data (x, y): init, loss and what a record measures."""
     dtype = jnp.dtype(spec.dtype)
     act = activations.get(spec.activation).fn
-    s = spec.layer_scales
     if spec.model in ("three-layer", "two-layer"):
         v = jnp.asarray(_target_direction(x, y), dtype)
     x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)
     thr = spec.cos_threshold
     if spec.model == "three-layer":
-        init = lambda key, eps: mlp.three_layer_init(key, x.shape[1], spec.width, (eps * s[0], eps * s[1], eps * s[2]), dtype)
+        init = lambda key, eps, s: mlp.three_layer_init(key, x.shape[1], spec.width, (eps * s[0], eps * s[1], eps * s[2]), dtype)
         loss = lambda p: mlp.mse(mlp.three_layer_apply(p, x, act), y)
         measure = lambda p, p0, eps: metrics.three_layer(p, p0, v, eps, thr)
         pos = lambda p: metrics.positive_sum(p["a"], p["w2"], p["w1"] @ v)
         vg = lambda p: mlp.three_layer_value_and_grad(p, x, y, spec.activation)
-        return Model(init, loss, measure, pos, vg)
+        return Model(init, loss, measure, pos, vg, lambda p, xs: mlp.three_layer_apply(p, xs, act))
     if spec.model == "two-layer":
-        init = lambda key, eps: mlp.two_layer_init(key, x.shape[1], spec.width, eps * s[0], eps * s[1], dtype)
+        init = lambda key, eps, s: mlp.two_layer_init(key, x.shape[1], spec.width, eps * s[0], eps * s[1], dtype)
         loss = lambda p: mlp.mse(mlp.two_layer_apply(p, x, act, spec.alpha), y)
         measure = lambda p, p0, eps: metrics.two_layer(p, p0, v, eps, thr)
-        return Model(init, loss, measure, None)
+        return Model(init, loss, measure, None, None, lambda p, xs: mlp.two_layer_apply(p, xs, act, spec.alpha))
     # deep-linear: x (n, m, m) measurement matrices and y (n,) (sensing), or x an (m, m) 0/1
     # observation mask and y the (m, m) target (completion, without materialising e_j e_kᵀ)
-    init = lambda key, eps: [eps * si * w for si, w in zip(s, deep_linear.init(key, spec.width, 1.0, len(s), dtype))]
+    init = lambda key, eps, s: [eps * s[i] * w for i, w in enumerate(deep_linear.init(key, spec.width, 1.0, len(spec.layer_scales), dtype))]
     if x.ndim == 2:
         loss = lambda p: deep_linear.completion_loss(p, y, x)
         v_matrix = deep_linear.completion_matrix(y, x)
@@ -176,6 +186,28 @@ def _relative(absolute: dict[int, float]) -> dict[int, float]:
         out[step] = absolute[step] / prev
         prev = absolute[step]
     return out
+
+
+def split_scale(spec: TrainSpec, scale):
+    """A run's scale argument: ε (layer multipliers spec.layer_scales), or the vector
+    (ε, s_1, …, s_L) whose per-layer multipliers vary from run to run (one compiled call then
+    covers a whole phase-diagram grid of per-layer scales at one width)."""
+    scale = jnp.asarray(scale, jnp.dtype(spec.dtype))
+    if scale.ndim == 0:
+        return scale, jnp.asarray(spec.layer_scales, scale.dtype)
+    if scale.shape != (1 + len(spec.layer_scales),):
+        raise ConfigError(f"a per-layer scale is (ε, s_1, …, s_{len(spec.layer_scales)}); got shape {scale.shape}")
+    return scale[0], scale[1:]
+
+
+def tangent_kernel_trace(apply: Callable, params, x) -> jnp.ndarray:
+    """K₀ = (1/n) Σ_i ‖∇_θ f(x_i)‖², one sample at a time (memory O(#params), not O(n·#params))."""
+
+    def sq_norm(xi):
+        g = jax.grad(lambda p: apply(p, xi[None])[0])(params)
+        return sum(jnp.vdot(v, v) for v in jax.tree_util.tree_leaves(g))
+
+    return jnp.mean(jax.lax.map(sq_norm, x))
 
 
 def _select(flag, new, old):
@@ -218,6 +250,10 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
     # optax's sgd state is its update count alone, which equals the step index i while a run runs
     # (a frozen run takes no update), so it is rebuilt from i instead of carried and selected.
     counted = spec.optimizer == "gd"
+    # with a loss threshold, runs stop at very different steps (a phase diagram spans orders of
+    # magnitude): a while loop lets a batch stop once all its runs have; without one, a fixed-count
+    # loop avoids the per-step select that vmap adds to a while loop's carry
+    early_stop = spec.loss_threshold > 0
 
     def check(i, loss, theta, last_loss, loss0, flags):
         """Judge the loss at θ_i = theta: divergence, convergence, escape step and the positive sum."""
@@ -233,10 +269,18 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
             pos = jnp.where(running & ~bad, jnp.maximum(pos, model.positive_sum(theta)), pos).astype(jnp.int32)
         return bad, loss, (status, stop, escape, pos)
 
+    x_data = jnp.asarray(x, jnp.dtype(spec.dtype))
+
     def train(key, scale):
-        params0 = model.init(key, scale)
+        eps, mult = split_scale(spec, scale)
+        params0 = model.init(key, eps, mult)
         loss0 = loss_of(params0)
         opt0 = opt.init(params0)
+        if spec.lr_ntk is not None:  # the run's step size min(lr, lr_ntk / K₀), as a factor on lr
+            k0 = tangent_kernel_trace(model.apply, params0, x_data)
+            factor = jnp.minimum(1.0, spec.lr_ntk / (spec.lr * k0)).astype(loss0.dtype)
+        else:
+            factor = jnp.ones((), loss0.dtype)
 
         def step(i, cur, prev, rest):
             """Step i from θ_i = cur, θ_{i−1} = prev: returns θ_{i+1}, or the parameters the run is frozen at."""
@@ -249,6 +293,8 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
             else:
                 updates, new_state = opt.update(grads, opt_state, cur)
                 opt_state = _select(go, new_state, opt_state)
+            if spec.lr_ntk is not None:
+                updates = jax.tree_util.tree_map(lambda u: factor * u, updates)
             new = jax.tree_util.tree_map(
                 lambda p, q, u: jnp.where(go, optax.apply_updates(p, u), jnp.where(bad, q, p)), cur, prev, updates
             )
@@ -269,11 +315,15 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
                 new, r = step(end - 1, a, b, r)
                 return new, a, r
 
-            c = jax.lax.fori_loop(0, (end - start) // 2, two_steps, (cur, prev, rest))
+            if early_stop:  # a converged or diverged run leaves the loop; the batch ends with its last run
+                running = lambda jc: (jc[0] < (end - start) // 2) & (jc[1][2][2][0] == 0)
+                _, c = jax.lax.while_loop(running, lambda jc: (jc[0] + 1, two_steps(jc[0], jc[1])), (0, (cur, prev, rest)))
+            else:
+                c = jax.lax.fori_loop(0, (end - start) // 2, two_steps, (cur, prev, rest))
             cur, prev, (opt_state, last_loss, flags) = jax.lax.cond((end - start) % 2 == 1, last_step, lambda c: c, c)
             bad, loss, flags = check(end, loss_of(cur), cur, last_loss, loss0, flags)  # the record's own θ
             cur = _select(bad, prev, cur)
-            series, cos = model.measure(cur, params0, scale)
+            series, cos = model.measure(cur, params0, eps)
             keep = slots[k] >= 0
             cos_store = {
                 name: jnp.where(keep, cos_store[name].at[jnp.maximum(slots[k], 0)].set(cos[name]), cos_store[name])
@@ -281,14 +331,14 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
             }
             return ((cur, prev, (opt_state, loss, flags)), cos_store), (loss, series)
 
-        _, cos0 = model.measure(params0, params0, scale)
+        _, cos0 = model.measure(params0, params0, eps)
         cos_store = {name: jnp.zeros((len(spec.cosine_recorded()), *c.shape), c.dtype) for name, c in cos0.items()}
         neg = jnp.int32(-1)
         rest = (opt0, loss0, (jnp.int32(0), jnp.int32(spec.steps), neg, neg))
         carry = ((params0, params0, rest), cos_store)
         ((params, _, (_, _, flags)), cos_store), (losses, series) = jax.lax.scan(interval, carry, jnp.arange(len(recorded)))
         status, stop, escape, pos = flags
-        return TrainResult(losses, series, cos_store, params0, params, status, stop, escape, pos)
+        return TrainResult(losses, series, cos_store, params0, params, status, stop, escape, pos, factor)
 
     return train
 

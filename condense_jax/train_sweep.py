@@ -41,22 +41,26 @@ def load_data(spec: TrainSweep):
 
 
 def grid(spec: TrainSweep):
-    """One row per run, in a fixed order (width, γ', scale axis, seed): run_id = row.
+    """One row per run, in a fixed order (width, outer axis, scale axis, seed): run_id = row.
 
     Columns: width, seed, the scale-axis value, and the concrete init scale `scale` (ε; for the
-    two-layer model β₁ = ε·layer_scales[0] and β₂ = ε·layer_scales[1], or from (γ, γ')).
+    two-layer model β₁ = ε·layer_scales[0] and β₂ = ε·layer_scales[1], or from (γ, γ')). The
+    outer axis is γ' (two-layer phase diagram) or the index `layer_offset` into layer_exponents
+    (three-layer), whose per-layer exponents go in exp_a, exp_w2, exp_w1 (std_l = m^(−exp_l)).
     """
     import pandas as pd
 
     axis, values = spec.scale_axis()
-    primes = spec.gamma_primes if spec.gamma_primes is not None else (np.nan,)
+    outer_name, outer = spec.outer_axis()
     rows = []
     for m in spec.widths:
-        for gp in primes:
+        for j, o in enumerate(outer):
+            gp = o if outer_name == "gamma_prime" else np.nan
+            off = j if outer_name == "layer_exponents" else np.nan
             for v in values:
                 for seed in spec.seeds:
-                    rows.append((m, gp, v, seed))
-    g = pd.DataFrame(rows, columns=["width", "gamma_prime", axis, "seed"])
+                    rows.append((m, gp, off, v, seed))
+    g = pd.DataFrame(rows, columns=["width", "gamma_prime", "layer_offset", axis, "seed"])
     g.insert(0, "run_id", np.arange(len(g), dtype=np.int64))
     g["scale_exponent"] = g[axis] if axis == "scale_exponent" else np.nan
     g["gamma"] = g[axis] if axis == "gamma" else np.nan
@@ -66,11 +70,23 @@ def grid(spec: TrainSweep):
         g["alpha"] = spec.alpha
         if spec.gammas is not None:
             g["beta1"] = g["scale"]
-            g["beta2"] = g["scale"] * g["width"].astype(float) ** g["gamma_prime"]
+            g["beta2"] = g["scale"] * g["width"].astype(float) ** -g["gamma_prime"]  # β₂/β₁ = m^(−γ')
         else:
             g["beta1"], g["beta2"] = g["scale"] * s[0], g["scale"] * s[1]
             g["gamma"], g["gamma_prime"] = _two_layer_coordinates(g["beta1"], g["beta2"], spec.alpha, g["width"])
+    if spec.model == "three-layer":
+        log_m = np.log(g["width"].astype(float).where(g["width"] >= 2))
+        for i, name in enumerate(("exp_a", "exp_w2", "exp_w1")):
+            std = g["scale"] * s[i] * np.array([_layer_factor(spec, m, off, i) for m, off in zip(g["width"], g["layer_offset"])])
+            g[name] = -np.log(std) / log_m  # std_l = m^(−exp_l); NaN for m = 1
     return g
+
+
+def _layer_factor(spec: TrainSweep, width: int, offset, layer: int) -> float:
+    """m^(−δ_l) for the layer_exponents entry `offset` (1 without layer_exponents)."""
+    if spec.layer_exponents is None or not np.isfinite(offset):
+        return 1.0
+    return float(width) ** -spec.layer_exponents[int(offset)][layer]
 
 
 def _epsilon(spec: TrainSweep, width: int, gamma_prime: float, value: float) -> float:
@@ -85,7 +101,7 @@ def _epsilon(spec: TrainSweep, width: int, gamma_prime: float, value: float) -> 
 
 
 def _two_layer_coordinates(beta1, beta2, alpha, width):
-    """γ = −log(β₁β₂/α)/log m, γ' = −log(β₁/β₂)/log m (Luo et al. 2021); NaN for m = 1."""
+    """γ = −log(β₁β₂/α)/log m, γ' = −log(β₂/β₁)/log m (Luo et al. 2021, scales.py); NaN for m = 1."""
     from . import scales
 
     width = np.asarray(width, dtype=float)
@@ -99,13 +115,23 @@ def _two_layer_coordinates(beta1, beta2, alpha, width):
     return out[0], out[1]
 
 
-def train_spec(spec: TrainSweep, width: int, gamma_prime: float):
-    """The static TrainSpec of one compiled call (one width, one γ')."""
+def layer_multipliers(spec: TrainSweep, width: int, gamma_prime: float = np.nan, layer_offset: float = np.nan) -> tuple:
+    """Per-layer multipliers s_l of ε at one grid point: layer l is initialised at ε·s_l."""
+    if spec.gammas is not None:  # ε = β₁ and β₂/β₁ = m^(−γ')
+        return (1.0, float(width) ** -gamma_prime)
+    # std_l = ε · layer_scales[l] · m^(−δ_l) with layer_exponents, else ε · layer_scales[l]
+    return tuple(s * _layer_factor(spec, width, layer_offset, i) for i, s in enumerate(spec.layer_scales))
+
+
+def train_spec(spec: TrainSweep, width: int, gamma_prime: float = np.nan, layer_offset: float = np.nan):
+    """The static TrainSpec of one width (its layer_scales those of one γ' or layer_exponents
+    entry; a sweep's compiled call overrides them per run, see _chunks)."""
     from .train import TrainSpec
 
-    layer_scales = spec.layer_scales
-    if spec.gammas is not None:  # β₂/β₁ = m^γ' is static for the call; ε = β₁ is vmapped
-        layer_scales = (1.0, float(width) ** gamma_prime)
+    if spec.outer_axis()[0] and not (np.isfinite(gamma_prime) or np.isfinite(layer_offset)):
+        layer_scales = spec.layer_scales if spec.gammas is None else (1.0, 1.0)
+    else:
+        layer_scales = layer_multipliers(spec, width, gamma_prime, layer_offset)
     if spec.record_steps is not None:
         records = spec.record_steps
     else:
@@ -115,7 +141,7 @@ def train_spec(spec: TrainSweep, width: int, gamma_prime: float):
         optimizer=spec.optimizer, steps=spec.steps, record_steps=records, layer_scales=layer_scales,
         alpha=spec.alpha, dtype=spec.dtype, diverge_factor=spec.diverge_factor, loss_threshold=spec.loss_threshold,
         escape_fraction=spec.escape_fraction, cos_threshold=spec.cos_threshold, cosine_steps=spec.cosine_steps,
-        top_k=min(spec.top_k, width),
+        top_k=min(spec.top_k, width), lr_ntk=spec.lr_ntk,
     )
 
 
@@ -146,43 +172,66 @@ def _keys(seeds, width: int):
 
 
 def _chunks(spec: TrainSweep, g, x, y):
-    """Run every (width, γ') group in chunks of seeds; yield the tables of each chunk."""
+    """Run every width in chunks of seeds; yield the tables of each chunk.
+
+    One compiled call per width covers the whole grid at that width: the vmapped scale of a run is
+    ε, or (ε, s_1, …, s_L) when the per-layer multipliers vary over the grid (γ' of the two-layer
+    phase diagram, three-layer layer_exponents), so a 5 × 5 diagram compiles once per width.
+    """
     import jax
 
     from . import train
 
     axis = spec.scale_axis()[0]
-    for (width, gp), group in g.groupby(["width", "gamma_prime"], sort=False, dropna=False):
-        tspec = train_spec(spec, int(width), float(gp))
+    per_layer = bool(spec.outer_axis()[0])
+    for width, group in g.groupby("width", sort=False):
+        tspec = train_spec(spec, int(width))
         run = train.batched(tspec, x, y)
-        scales = group.drop_duplicates(axis)["scale"].to_numpy()
-        per = seeds_per_chunk(spec, tspec, x, len(scales), len(jax.local_devices()))
+        group = group.copy()
+        point_cols = ["gamma_prime", "layer_offset", axis]
+        points = group.drop_duplicates(point_cols)
+        group["point"] = group.groupby(point_cols, sort=False, dropna=False).ngroup()
+        eps = points["scale"].to_numpy()
+        if per_layer:
+            mult = [layer_multipliers(spec, int(width), p.gamma_prime, p.layer_offset) for p in points.itertuples()]
+            args = np.column_stack([eps, np.asarray(mult)])
+        else:
+            args = eps
+        # with a loss threshold a batch runs until its slowest run stops, and the stopping step
+        # depends mostly on the grid point: one call per point (the same compiled function) keeps
+        # runs that stop in a few hundred steps out of the batches of slow condensed ones
+        calls = [[i] for i in range(len(points))] if spec.loss_threshold > 0 else [list(range(len(points)))]
+        per = seeds_per_chunk(spec, tspec, x, len(calls[0]), len(jax.local_devices()))
         for lo in range(0, len(spec.seeds), per):
             seeds = spec.seeds[lo:lo + per]
-            res = jax.device_get(run(_keys(seeds, width), np.asarray(scales, dtype=tspec.dtype)))
-            rows = group[group["seed"].isin(seeds)]
-            yield _tables(spec, tspec, rows, seeds, scales, res, x, y)
+            for idx in calls:
+                res = jax.device_get(run(_keys(seeds, width), np.asarray(args[idx], dtype=tspec.dtype)))
+                rows = group[group["seed"].isin(seeds) & group["point"].isin(idx)]
+                yield _tables(spec, tspec, rows, seeds, idx, eps[idx], res, x, y)
 
 
-def _tables(spec, tspec, rows, seeds, scales, res, x, y) -> dict:
-    """runs, series and cosines frames of one chunk (res has leading axes seeds × scales)."""
+def _tables(spec, tspec, rows, seeds, points, scales, res, x, y) -> dict:
+    """runs, series and cosines frames of one chunk (res has leading axes seeds × points; scales:
+    the ε of each point)."""
     import pandas as pd
 
     from .train import STATUS_CODES
 
     S, E = len(seeds), len(scales)
     # rows are ordered scale-major, seed-minor within the group; results are (seed, scale)
-    order = rows.sort_values(["scale", "seed"]).set_index(["seed", "scale"])
-    run_ids = np.array([[order.loc[(s, e), "run_id"] for e in scales] for s in seeds], dtype=np.int64)
+    order = rows.set_index(["seed", "point"])
+    run_ids = np.array([[order.loc[(s, p), "run_id"] for p in points] for s in seeds], dtype=np.int64)
     flat = lambda v: np.asarray(v).reshape(S * E, *np.shape(v)[2:])
     recorded = tspec.recorded()
     loss = flat(res.loss)
     series = {k: flat(v) for k, v in res.series.items()}
 
-    runs = rows.set_index("run_id").loc[run_ids.ravel()].reset_index()
+    runs = rows.drop(columns="point").set_index("run_id").loc[run_ids.ravel()].reset_index()
     runs["model"], runs["activation"], runs["optimizer"] = spec.model, spec.activation, spec.optimizer
     runs["lr"], runs["steps"], runs["n"], runs["d"] = spec.lr, spec.steps, len(y), (x.shape[1] if x.ndim == 2 and spec.model != "deep-linear" else 0)
-    runs["bias"] = spec.bias
+    runs["bias"], runs["loss_threshold"] = spec.bias, spec.loss_threshold
+    factor = flat(res.lr_factor).astype(np.float64)
+    runs["lr_run"] = spec.lr * factor  # the run's own step size (lr_ntk: min(lr, lr_ntk / K₀))
     runs["status"] = [STATUS_CODES[int(s)] for s in flat(res.status)]
     runs["stop_step"] = flat(res.stop_step).astype(np.int64)
     runs["loss_initial"], runs["loss_final"] = loss[:, 0], loss[:, -1]
@@ -226,7 +275,9 @@ def _predicted(spec, tspec, res, scales, x, y, S, E) -> dict:
         pred = escape.predicted_escape(params0, eps, x, y, spec.activation, 1.0)
     # with lr = 1 the "step" is the gradient-flow time t = T*/(ε κ); GD with rates lr_k covers
     # Σ lr_k of it, so the drops of a piecewise-constant schedule are followed exactly
-    steps = steps_for_time(np.asarray(pred["predicted_step"], dtype=float), spec.lr, spec.lr_drops)
+    # (with lr_ntk every rate of the run is lr_k × its factor, so it covers t / factor of lr_k-time)
+    factor = np.asarray(res.lr_factor, dtype=float).reshape(S * E)
+    steps = steps_for_time(np.asarray(pred["predicted_step"], dtype=float) / factor, spec.lr, spec.lr_drops)
     if spec.optimizer != "gd":
         steps = np.full(S * E, np.nan)  # Adam does not follow the gradient flow's clock
     return {"t_star": np.asarray(pred["t_star"]), "kappa": np.broadcast_to(pred["kappa"], (S * E,)).astype(float),

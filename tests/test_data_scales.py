@@ -192,15 +192,15 @@ def test_eps_round_trip_arrays():
 
 
 def test_two_layer_coordinates_hand_checked():
-    # m = 4, α = 2, β₁ = 1/4, β₂ = 2: β₁β₂/α = 1/4 = 4^(−1), β₁/β₂ = 1/8 = 4^(−3/2)
-    g, gp = scales.two_layer_coordinates(0.25, 2.0, 2.0, 4)
+    # m = 4, α = 2, β₁ (input) = 2, β₂ (output) = 1/4: β₁β₂/α = 1/4 = 4^(−1), β₂/β₁ = 1/8 = 4^(−3/2)
+    g, gp = scales.two_layer_coordinates(2.0, 0.25, 2.0, 4)
     assert (g, gp) == pytest.approx((1.0, 1.5), rel=1e-14)
     # NTK scaling α = √m, β₁ = β₂ = 1: γ = 1/2; mean-field α = m: γ = 1 (Luo et al. 2021); γ' = 0
     m = 1000
     assert scales.two_layer_coordinates(1.0, 1.0, np.sqrt(m), m) == pytest.approx((0.5, 0.0), abs=1e-14)
     assert scales.two_layer_coordinates(1.0, 1.0, m, m) == pytest.approx((1.0, 0.0), abs=1e-14)
     b1, b2 = scales.two_layer_scales(1.0, 1.5, 4, alpha=2.0)
-    assert (b1, b2) == pytest.approx((0.25, 2.0), rel=1e-14)
+    assert (b1, b2) == pytest.approx((2.0, 0.25), rel=1e-14)
 
 
 def test_two_layer_round_trips():
@@ -209,7 +209,7 @@ def test_two_layer_round_trips():
     g, gp, alpha = rng.uniform(-1, 3, 30), rng.uniform(-2, 2, 30), rng.uniform(0.1, 10, 30)
     b1, b2 = scales.two_layer_scales(g, gp, m, alpha)
     np.testing.assert_allclose(b1 * b2 / alpha, m ** -g, rtol=1e-12)  # the defining relations
-    np.testing.assert_allclose(b1 / b2, m ** -gp, rtol=1e-12)
+    np.testing.assert_allclose(b2 / b1, m ** -gp, rtol=1e-12)
     g2, gp2 = scales.two_layer_coordinates(b1, b2, alpha, m)
     np.testing.assert_allclose(g2, g, atol=1e-12)
     np.testing.assert_allclose(gp2, gp, atol=1e-12)

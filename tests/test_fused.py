@@ -60,7 +60,7 @@ def _reference_run(spec, x, y, key, scale):
     model = train._model(spec, x, y)
     loss_fn, grad_fn = jax.jit(model.loss), jax.jit(jax.grad(model.loss))
     pos_fn = jax.jit(model.positive_sum) if model.positive_sum is not None else None
-    params = model.init(key, scale)
+    params = model.init(key, scale, spec.layer_scales)
     loss0 = float(loss_fn(params))
     prev, status, stop, escape, pos = params, 0, spec.steps, -1, -1
     recorded, losses = set(spec.recorded().tolist()), []
