@@ -204,6 +204,32 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_phase(args) -> int:
+    from . import phase_plots
+
+    out = Path(args.result)
+    if not out.is_dir():
+        raise ConfigError(f"result directory {str(out)!r} does not exist")
+    if args.k < 0 or args.tol < 0:
+        raise ConfigError(f"--k and --tol must be non-negative, got --k {args.k} --tol {args.tol}")
+    coords = (args.x, args.y) if args.x or args.y else None
+    if coords and not (args.x and args.y):
+        raise ConfigError("give both --x and --y (the two grid coordinates), or neither")
+    table, paths = phase_plots.phase_from_dir(out, Path(args.output) if args.output else None, k=args.k, tol=args.tol, coords=coords)
+    layers = [c[len("regime_"):] for c in table.columns if c.startswith("regime_") and c != "regime_theory"]
+    for layer in layers:
+        counts = table[f"regime_{layer}"].value_counts().to_dict()
+        line = f"{layer}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+        if "regime_theory" in table:
+            determined = table[f"regime_{layer}"] != "undetermined"
+            agree = int((table.loc[determined, f"regime_{layer}"] == table.loc[determined, "regime_theory"]).sum())
+            line += f"; equal to the theory at {agree}/{int(determined.sum())} determined points"
+        print(line)
+    for path in paths:
+        print(f"wrote: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="condense",
@@ -304,6 +330,19 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-figure", action="store_true", help="do not draw figures")
     tr.add_argument("--quiet", action="store_true", help="no progress output")
     tr.set_defaults(func=cmd_train)
+
+    ph = sub.add_parser(
+        "phase", help="phase diagram of a training sweep: width slopes of RD, regimes, figures",
+        description="Fit RD ∝ m^(−S) over the widths at every grid point of a training sweep, classify it "
+                    "(linear S > 0, critical |S| ≤ k·stderr + tol, condensed S < 0), write "
+                    "RESULT/phase/phase_table.{parquet,csv} and the figures.")
+    ph.add_argument("result", help="result directory of a training sweep with ≥ 2 widths (e.g. sweeps/phase_two_layer.toml)")
+    ph.add_argument("--k", type=float, default=2.0, help="critical band: |S| ≤ k·stderr + tol (default k = 2)")
+    ph.add_argument("--tol", type=float, default=0.05, help="critical band's absolute part (default 0.05)")
+    ph.add_argument("--x", help="grid coordinate on the x axis (default: gamma_prime, or exp_w1 for three-layer)")
+    ph.add_argument("--y", help="grid coordinate on the y axis (default: gamma, or exp_w2 for three-layer)")
+    ph.add_argument("--output", help="figure directory (default: RESULT/figures)")
+    ph.set_defaults(func=cmd_phase)
 
     pl = sub.add_parser("plot", help="figures from a result directory")
     plsub = pl.add_subparsers(dest="figure", required=True, parser_class=_Parser)
