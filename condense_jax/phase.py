@@ -124,7 +124,7 @@ def phase_table(runs, model: str | None = None, coords=None, k: float = 2.0, tol
         raise ConfigError(f"the runs table lacks column(s) {missing} needed for a {model} phase diagram")
     if runs["width"].nunique() < 2:
         raise ConfigError(f"a phase diagram needs at least 2 widths; the table has {sorted(runs['width'].unique())}")
-    key = runs[list(coords)].round(9)
+    key = runs[list(coords)].round(6)
     usable = usable_runs(runs)
     rows = []
     for point, group in runs.groupby([key[c] for c in coords], sort=True):

@@ -75,6 +75,8 @@ def phase_figure(table, coords=None):
     for ax, layer in zip(axes, layers):
         if two_layer:
             _theory_background(ax, xs, ys)
+        else:
+            ax.margins(0.12)
         regime = table[f"regime_{layer}"].to_numpy()
         for name in (*phase.REGIMES, "undetermined"):
             sel = regime == name
@@ -151,9 +153,9 @@ def rd_width_figure(runs, table, layer: str | None = None, coords=None):
     if used.empty or rd_col not in used:
         raise ConfigError(f"no run reached the end of training with {rd_col}: nothing to draw")
     fig, (ax,) = _figure(1, (6.2, 4.8))
-    key = used[[xc, yc]].round(9)
+    key = used[[xc, yc]].round(6)
     for row in table.itertuples():
-        sel = (key[xc] == round(getattr(row, xc), 9)) & (key[yc] == round(getattr(row, yc), 9))
+        sel = (key[xc] == round(getattr(row, xc), 6)) & (key[yc] == round(getattr(row, yc), 6))
         med = used[sel].groupby("width")[rd_col].median()
         if len(med):
             ax.plot(med.index, med.to_numpy(), "-o", ms=3, lw=1, color=COLORS[getattr(row, f"regime_{layer}")], alpha=0.8)

@@ -77,8 +77,8 @@ def grid(spec: TrainSweep):
     if spec.model == "three-layer":
         log_m = np.log(g["width"].astype(float).where(g["width"] >= 2))
         for i, name in enumerate(("exp_a", "exp_w2", "exp_w1")):
-            std = g["scale"] * s[i] * np.array([_layer_factor(spec, m, off, i) for m, off in zip(g["width"], g["layer_offset"])])
-            g[name] = -np.log(std) / log_m  # std_l = m^(−exp_l); NaN for m = 1
+            offset = [spec.layer_exponents[int(o)][i] if np.isfinite(o) else 0.0 for o in g["layer_offset"]]
+            g[name] = offset - np.log(g["scale"] * s[i]) / log_m  # std_l = m^(−exp_l); NaN for m = 1
     return g
 
 

@@ -186,3 +186,26 @@ def test_phase_figures_and_cli(two_points, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["phase", str(out), "--k", "-1"]) == 2
     assert main(["phase", str(out), "--x", "gamma"]) == 2
+
+
+def test_three_layer_layer_exponents_grid_and_per_layer_table(tmp_path):
+    """layer_exponents with ε = 1: each triple is one grid point with std_l = m^(−γ_l) exactly,
+    and the phase table fits W¹ and W² separately."""
+    spec = TrainSweep(model="three-layer", widths=(8, 16), init_scales=(1.0,), bias=True, n=10, seeds=2,
+                      layer_exponents=((1.0, 0.5, 1.5), (1.0, 1.5, 0.5)), lr=0.2, lr_ntk=1.0, loss_threshold=1e-2,
+                      steps=3000, n_records=5, cosine_seeds=0, predict_escape=False)
+    g = train_sweep.grid(spec)
+    assert len(g) == spec.n_runs == 8
+    for r in g.itertuples():
+        mult = train_sweep.layer_multipliers(spec, r.width, r.gamma_prime, r.layer_offset)
+        np.testing.assert_allclose(mult, [r.width ** -e for e in (r.exp_a, r.exp_w2, r.exp_w1)], rtol=1e-12)
+        assert (r.exp_a, r.exp_w2, r.exp_w1) == spec.layer_exponents[int(r.layer_offset)]
+    train_sweep.run_train_sweep(spec, tmp_path / "three", progress=False)
+    runs = pd.read_parquet(tmp_path / "three" / "runs")
+    table = phase.phase_table(runs)
+    assert list(table[["exp_w1", "exp_w2"]].itertuples(index=False, name=None)) == [(0.5, 1.5), (1.5, 0.5)]
+    assert {"slope_w1", "slope_w2", "regime_w1", "regime_w2"} <= set(table.columns)
+    with pytest.raises(ConfigError, match="three-layer"):
+        TrainSweep(model="two-layer", widths=(8, 16), layer_exponents=((1.0, 1.0, 1.0),))
+    with pytest.raises(ConfigError, match="triples"):
+        TrainSweep(widths=(8, 16), layer_exponents=((1.0, 1.0),))
