@@ -69,7 +69,7 @@ def _resolve_spec(name: str | None) -> Path:
     raise ConfigError(f"spec {name!r} not found (not a file; packaged sweeps: {known})")
 
 
-def _finish(out: Path, manifest: dict, figure: bool, kind: str = "ode") -> None:
+def _finish(out: Path, manifest: dict, figure: bool, kind: str = "ode", phase_grid: bool = False) -> None:
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(manifest["status_counts"].items()))
     tables = " and ".join(f"{out}/{t}" for t in manifest.get("tables", ["runs", "series"]))
     print(f"wrote {manifest['n_runs']} runs to {tables} ({counts})")
@@ -80,6 +80,14 @@ def _finish(out: Path, manifest: dict, figure: bool, kind: str = "ode") -> None:
 
         for path in train_plots.figures_from_dir(out, out / "figures"):
             print(f"figure: {path}")
+        if phase_grid:  # a phase-diagram sweep: fit, classify and draw it too
+            from . import phase_plots
+
+            try:
+                for path in phase_plots.phase_from_dir(out)[1]:
+                    print(f"phase: {path}")
+            except ConfigError as e:
+                print(f"no phase diagram: {e}")
         return
     from . import plots
 
@@ -96,7 +104,8 @@ def _run_spec(spec, out: Path, quiet: bool, figure: bool) -> int:
     _enable_compilation_cache()
     if isinstance(spec, TrainSweep):
         manifest = train_sweep.run_train_sweep(spec, out, progress=not quiet)
-        _finish(out, manifest, figure, "train")
+        phase_grid = len(spec.widths) >= 2 and spec.outer_axis()[0] != ""
+        _finish(out, manifest, figure, "train", phase_grid)
     else:
         manifest = sweep.run_ode_sweep(spec, out, progress=not quiet)
         _finish(out, manifest, figure)
