@@ -452,7 +452,8 @@ def escape_figure(runs):
     never = ~diverged & ~np.isfinite(meas)
     nopred = ~diverged & ~never & ~(np.isfinite(pred) & (pred > 0))
     ok = ~diverged & ~never & ~nopred & (meas > 0)
-    fig, (ax,) = _figure(1, 1, figsize=(6.4, 5.0))
+    fig, (ax, ax_eps) = _figure(1, 2, figsize=(12.0, 5.0))
+    _escape_scaling(ax_eps, runs, meas, pred, ~diverged & ~never & (meas > 0))
     if ok.any():
         eps = _num(runs["scale"])[ok]
         pos = eps[eps > 0]
@@ -469,6 +470,29 @@ def escape_figure(runs):
     ax.set_title(f"escape: {int(ok.sum())} runs shown; left out: {int(diverged.sum())} diverged, "
                  f"{int(never.sum())} never escaped, {int(nopred.sum())} without prediction", fontsize=9)
     return fig
+
+
+def _escape_scaling(ax, runs, meas, pred, escaped) -> None:
+    """Escape step against ε (log-log): every measured run, the median prediction per ε, and the
+    fitted slope of the measured medians (the effective model predicts −1: steps ∝ 1/ε)."""
+    eps = _num(runs["scale"])
+    ax.set(xlabel="init scale ε", ylabel="escape step")
+    levels = np.unique(eps[escaped & (eps > 0)])
+    if levels.size < 2:
+        ax.text(0.5, 0.5, "one init scale: no ε-scaling to show", ha="center", va="center", transform=ax.transAxes)
+        return
+    ax.scatter(eps[escaped], meas[escaped], s=12, alpha=0.5, color="C0", label="measured (each run)")
+    med = np.array([np.median(meas[escaped & (eps == e)]) for e in levels])
+    slope, icpt = np.polyfit(np.log(levels), np.log(med), 1)
+    ax.plot(levels, np.exp(icpt) * levels**slope, "C0-", lw=1.2, label=f"fit to the medians: slope {slope:.3f}")
+    has = escaped & np.isfinite(pred) & (pred > 0)
+    if has.any():
+        pl = np.unique(eps[has])
+        ax.plot(pl, [np.median(pred[has & (eps == e)]) for e in pl], "k--", marker="x", lw=1,
+                label="predicted T*/(ε κ lr), median")
+    ax.set(xscale="log", yscale="log")
+    ax.legend(fontsize=8)
+    ax.set_title("ε-scaling of the escape step (effective model: slope −1)", fontsize=9)
 
 
 # ---------------------------------------------------------------- a result directory

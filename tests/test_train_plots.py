@@ -244,6 +244,14 @@ def test_escape_figure_counts_and_points(three):
     assert ax.get_xscale() == ax.get_yscale() == "log"
     assert "1 diverged" in ax.get_title() and "2 without prediction" in ax.get_title()
     assert f"{len(ok)} runs shown" in ax.get_title()
+    # the ε-scaling panel: the fitted slope of the measured medians against ε is in its legend
+    eps_ax = [a for a in fig.axes if a.get_xlabel() == "init scale ε"][0]
+    esc = runs[(runs["status"] != "diverged") & runs["escape_step"].notna()]
+    levels = np.unique(esc["scale"])
+    if len(levels) >= 2:
+        med = [np.median(esc.loc[esc["scale"] == e, "escape_step"].astype(float)) for e in levels]
+        slope = np.polyfit(np.log(levels), np.log(med), 1)[0]
+        assert any(f"slope {slope:.3f}" in t.get_text() for t in eps_ax.get_legend().get_texts())
 
 
 def test_matrix_factorisation_figure():
