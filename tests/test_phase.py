@@ -186,6 +186,17 @@ def test_phase_figures_and_cli(two_points, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["phase", str(out), "--k", "-1"]) == 2
     assert main(["phase", str(out), "--x", "gamma"]) == 2
+    # the thin analysis script does the same from Python
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("phase_diagram", Path(__file__).resolve().parents[1] / "analysis" / "phase_diagram.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    capsys.readouterr()
+    assert script.main([str(out)]) == 0
+    assert "linear" in capsys.readouterr().out
+    assert script.main([str(tmp_path / "missing")]) == 2
 
 
 def test_three_layer_layer_exponents_grid_and_per_layer_table(tmp_path):
