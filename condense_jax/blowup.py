@@ -300,6 +300,11 @@ def _reduced_diagnostics(ys, q, p, r0, lam_hat):
         norm_b2=r2 * na2 - (r0 * r0) * jnp.sum(lam_hat, -1)[:, None],  # ‖b‖²_F = ‖a‖² − tr D1
         norm_c2=r2 * nc2,
         cos_zeta=e_bar / jnp.sqrt(na2 * jnp.sum(xi * xi, -1)),  # angle between a and ȧ = x
+        # C(t) = Ė/(3E^{4/3}) with Ė = ‖ȧ‖² + ‖ċ‖² + ‖a‖²‖c‖² (proof of Theorem 2): scale-free, since
+        # x and y have degree 2 and E degree 3; Theorem 1 is C ≥ 1, the balanced state has C = 1
+        thm2_rate=jnp.where(
+            e_bar > 0, (jnp.sum(xi * xi, -1) + jnp.sum(eta * eta, -1) + na2 * nc2) / (3.0 * jnp.cbrt(e_bar) ** 4), jnp.nan
+        ),
         a2_out=jnp.sum(a * x > 0, -1),  # #i with a_i b_i c > 0
         a2_in=jnp.sum(c * y > 0, -1),  # #i with c_i aᵀ bⁱ > 0
     )
@@ -730,7 +735,7 @@ def example1():
 
 
 SERIES_COLUMNS = (
-    "tau", "t", "energy", "norm_a2", "norm_b2", "norm_c2", "cos_zeta", "a2_out", "a2_in",
+    "tau", "t", "energy", "norm_a2", "norm_b2", "norm_c2", "cos_zeta", "thm2_rate", "a2_out", "a2_in",
     "a2_out_pairs", "a2_in_pairs", "final_stage", "tstar_lower", "tstar_upper", "t_target", "E_target",
 )
 

@@ -197,6 +197,17 @@ def cmd_plot(args) -> int:
     out = Path(args.result)
     if store.read_manifest(out) is None:
         raise ConfigError(f"{str(out)!r} is not a condense_jax result directory (no manifest.json)")
+    if args.figure == "theory":
+        from . import plots
+
+        paths, nums = plots.theory_figures_from_dir(out, Path(args.output) if args.output else None)
+        w, i = nums["width_exponent"], nums["imbalance_exponent"]
+        print(f"{nums['runs']} runs; T* > E0^(-1/3) (Theorem 1 violated): {nums['violations']}; "
+              f"min measured C(t) = {nums['min_thm2_rate']:.6g} (Theorem 1: >= 1)")
+        print(f"T* ~ m^{w['slope']:.3f} ± {w['stderr']:.3f}; T* ~ (|a0|/|c0|)^{i['slope']:.3f} ± {i['stderr']:.3f}")
+        for path in paths:
+            print(f"figure: {path}")
+        return 0
     if args.figure == "train":
         from . import train_plots
 
@@ -359,6 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("result", help="result directory written by `condense ode` or `condense run`")
     t.add_argument("--output", help="PNG path (default: RESULT/figures/tstar_bounds.png)")
     t.set_defaults(func=cmd_plot)
+    th = plsub.add_parser("theory", help="theory checks: T* against Theorem 1, ρ = (T* − t)/E^(−1/3), C(t), T* scaling")
+    th.add_argument("result", help="result directory written by `condense ode` or `condense run`")
+    th.add_argument("--output", help="figure directory (default: RESULT/figures)")
+    th.set_defaults(func=cmd_plot)
     tp = plsub.add_parser("train", help="training figures: loss, cosine heatmaps, Assumption 2, escape steps")
     tp.add_argument("result", help="result directory written by `condense train` or `condense run`")
     tp.add_argument("--output", help="folder for the PNGs (default: RESULT/figures)")

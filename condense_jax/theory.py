@@ -51,3 +51,70 @@ def thm2_energy_upper_envelope(t, t_s, e_s, c):
     gap = _cube_root_inverse(e_s) - c * (np.asarray(t) - t_s)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(gap > 0, gap**-3.0, np.inf)
+
+
+# ---------------------------------------------------------------- checks on the ODE tables (issue #4)
+#
+# The measured constant. Along (3.10), Ė = ‖ȧ‖² + ‖ċ‖² + ‖a‖²‖c‖² (proof of Theorem 2), and
+# C(t) = Ė/(3E^{4/3}) (series column `thm2_rate`) gives d/dt E^{−1/3} = −C(t) exactly, so
+#   Theorem 1  ⇔  C(t) ≥ 1,
+#   E(t) ≤ (E(s)^{−1/3} − C̄ (t − s))^{−3} with C̄ = max of C on [s, t]  (4.21 with the measured C),
+#   E(t)^{−1/3} = ∫_t^{T*} C du, so ρ(t) = (T* − t)/E(t)^{−1/3} = 1/mean(C on [t, T*]) ≤ 1.
+# In the balanced rank-one state (a = s u, b = s u wᵀ, c = s w) Ė = 3E^{4/3}: C ≡ 1 and ρ ≡ 1, and
+# Theorem 1's and Theorem 2's bounds coincide. The paper's proof constant C = C₀/3 =
+# (4/3)(cos Θ₂)^{−4/3} (thm2_constant above) is an upper bound of the measured C near T* (it uses
+# Ė ≤ 4‖ȧ‖^{4/3}‖a‖^{4/3}, where the balanced state has 3), so it is 4/3, not 1, there.
+
+
+def ratio_to_blowup(t, t_star, energy):
+    """ρ(t) = (T* − t)/E(t)^{−1/3}: ≤ 1 by Theorem 1, ≥ 1/max C by Theorem 2, → 1 as it condenses."""
+    return (np.asarray(t_star, float) - np.asarray(t, float)) / _cube_root_inverse(energy)
+
+
+def running_max_constant(c):
+    """C̄(t) = max of the measured C on [s, t] along one run's records (s the first record given)."""
+    c = np.asarray(c, dtype=float)
+    return np.fmax.accumulate(np.where(np.isfinite(c), c, -np.inf))
+
+
+def thm2_envelope_measured(t, t_s, e_s, c):
+    """E(t) ≤ (E(s)^{−1/3} − C̄(t)(t − s))^{−3} (4.21) with C̄ the running max of the measured C
+    from s on (c: C at the records t ≥ s, in order); ∞ where the bracket closes."""
+    return thm2_energy_upper_envelope(t, t_s, e_s, running_max_constant(c))
+
+
+def tstar_violations(runs, rtol: float = 1e-9) -> int:
+    """Runs with finite T* and E0 > 0 whose T* exceeds Theorem 1's bound E0^{−1/3} (must be 0)."""
+    ts, e0 = np.asarray(runs["t_star"], float), np.asarray(runs["E0"], float)
+    ok = np.isfinite(ts) & (e0 > 0)
+    return int(np.sum(ts[ok] > thm1_upper_bound(e0[ok]) * (1 + rtol)))
+
+
+def power_law_fit(x, y, groups=None) -> dict:
+    """log y = slope · log x + intercept by least squares over the positive finite pairs, with the
+    OLS standard error of the slope (NaN with fewer than 3 points or one distinct x). With
+    `groups` (e.g. the width), each group has its own intercept (logs centred per group) and one
+    common slope is fitted: the exponent in x at fixed group; `intercept` is then NaN."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    lx, ly = np.log(x[ok]), np.log(y[ok])
+    n_par = 2
+    if groups is not None:
+        g = np.asarray(groups)[ok]
+        for k in np.unique(g):
+            lx[g == k] -= lx[g == k].mean()
+            ly[g == k] -= ly[g == k].mean()
+        n_par = 1 + len(np.unique(g))
+    if lx.size < 2 or np.ptp(lx) == 0:
+        return dict(slope=np.nan, stderr=np.nan, intercept=np.nan, n=int(lx.size))
+    slope, intercept = np.polyfit(lx, ly, 1)
+    dof = lx.size - n_par
+    resid = ly - (slope * lx + intercept)
+    se = np.sqrt(resid @ resid / dof / np.sum((lx - lx.mean()) ** 2)) if dof > 0 else np.nan
+    return dict(slope=float(slope), stderr=float(se), intercept=float(intercept) if groups is None else np.nan, n=int(lx.size))
+
+
+def initial_imbalance(series):
+    """‖a(0)‖/‖c(0)‖ per run (Assumption 1's axis), from the first record of each run."""
+    first = series.sort_values(["run_id", "t"]).groupby("run_id").first()
+    return np.sqrt(first["norm_a2"] / first["norm_c2"])
