@@ -34,7 +34,7 @@ def tstar_bounds_figure(runs, series, path: Path, run_ids=None) -> Path:
     """Left: T* against the Theorem 1 bound E0^(−1/3), every run with E0 > 0 (all must lie below
     the diagonal). Right: for a few runs, E against the time left T* − t, between Theorem 1's lower
     envelope (3.15) and Theorem 2's upper envelope (4.21), both started at the final-stage time
-    t_fs with C the largest C(t) = (4/3)(cos ζ)^(−4/3) measured after it."""
+    t_fs, the latter with C the running maximum of the measured C(t) = Ė/(3E^(4/3)) from t_fs on."""
     plt = _pyplot()
     has = runs[np.isfinite(runs["t_star"]) & (runs["E0"] > 0)]
     if has.empty:
@@ -70,7 +70,10 @@ def tstar_bounds_figure(runs, series, path: Path, run_ids=None) -> Path:
         t_s, e_s = base["t"].iloc[0], base["energy"].iloc[0]
         tt = base["t"].to_numpy()
         ax2.plot(t_star - tt, theory.thm1_energy_lower_envelope(tt, t_s, e_s), color=color, ls=":", lw=1.2)
-        if len(fs) > 1:
+        if len(fs) > 1 and "thm2_rate" in fs:  # (4.21) with the measured C: its running max from t_fs
+            upper = theory.thm2_envelope_measured(tt, t_s, e_s, fs["thm2_rate"].to_numpy())
+            ax2.plot(t_star - tt, upper, color=color, ls="--", lw=1.2)
+        elif len(fs) > 1:  # tables without thm2_rate: the paper's constant (4/3)(cos ζ)^(−4/3)
             c = float(np.nanmax(theory.thm2_constant(fs["cos_zeta"].to_numpy())))
             ax2.plot(t_star - tt, theory.thm2_energy_upper_envelope(tt, t_s, e_s, c), color=color, ls="--", lw=1.2)
     if lefts and np.concatenate(lefts).size:
