@@ -172,6 +172,8 @@ def loss_figure(runs, series, run_ids=None):
     if run_ids is None:
         run_ids = pick_train_runs(runs[runs["run_id"].isin(have)])
     run_ids = [int(r) for r in run_ids if int(r) in have][:MAX_LINES]
+    if not run_ids:
+        raise ConfigError("no run with a recorded loss series: no loss curve to draw")
     fig, (ax_log, ax_lin) = _figure(1, 2, figsize=(12, 4.6))
     if not run_ids:
         for ax in (ax_log, ax_lin):
@@ -376,6 +378,8 @@ def max_pos_sum_figure(runs):
     r = runs[runs["max_pos_sum"].notna()] if "max_pos_sum" in runs else runs.iloc[:0]
     if "model" in r:
         r = r[r["model"] == "three-layer"]
+    if r.empty:
+        raise ConfigError("no three-layer run with a max_pos_sum: no Fig. 2b to draw")
     fig, (ax,) = _figure(1, 1, figsize=(6.4, 4.4))
     if r.empty:
         ax.text(0.5, 0.5, "no three-layer runs with max_pos_sum", ha="center", va="center", transform=ax.transAxes)
@@ -415,6 +419,8 @@ def matrix_factorisation_figure(series, runs):
     have = set(int(i) for i in series["run_id"].unique()) if len(series) else set()
     ids = pick_train_runs(r[r["run_id"].isin(have)])
     svs = _sv_columns(series)
+    if not ids:
+        raise ConfigError("no deep-linear run with a recorded series: no matrix-factorisation figure to draw")
     fig, (ax_l, ax_s) = _figure(1, 2, figsize=(12, 4.6))
     byid = r.set_index("run_id")
     for color, rid in zip(_colors(fig, len(ids)), ids):
@@ -452,6 +458,8 @@ def escape_figure(runs):
     never = ~diverged & ~np.isfinite(meas)
     nopred = ~diverged & ~never & ~(np.isfinite(pred) & (pred > 0))
     ok = ~diverged & ~never & ~nopred & (meas > 0)
+    if not (~diverged & ~never & (meas > 0)).any():
+        raise ConfigError("no run escaped its plateau: no escape steps to draw")
     fig, (ax, ax_eps) = _figure(1, 2, figsize=(12.0, 5.0))
     _escape_scaling(ax_eps, runs, meas, pred, ~diverged & ~never & (meas > 0))
     if ok.any():
@@ -535,7 +543,8 @@ def figures_from_dir(path: Path, out_dir: Path | None = None) -> list[Path]:
                 if (series["run_id"] == rid).any():
                     written.append(_save(assumption2_figure(series, rid, width=w), out_dir / f"assumption2_run{rid}.png"))
 
-    if "escape_step" in runs and "predicted_escape_step" in runs and np.isfinite(_num(runs["predicted_escape_step"])).any():
+    if ("escape_step" in runs and "predicted_escape_step" in runs and np.isfinite(_num(runs["predicted_escape_step"])).any()
+            and np.isfinite(_num(runs["escape_step"])).any()):
         written.append(_save(escape_figure(runs), out_dir / "escape.png"))
     if "max_pos_sum" in runs and ((runs["model"] == "three-layer") & runs["max_pos_sum"].notna()).any():
         written.append(_save(max_pos_sum_figure(runs), out_dir / "max_pos_sum.png"))

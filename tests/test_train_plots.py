@@ -296,3 +296,16 @@ def test_figures_from_dir_deep_linear_and_script(tmp_path, capsys):
     assert sorted(Path(p).name for p in out) == ["loss_deep_linear.png", "matrix_factorisation.png"]
     assert all(Path(p).stat().st_size > 1000 for p in out)
     assert script.main([str(tmp_path / "missing")]) == 2
+
+
+def test_figures_without_data_raise_a_clear_error(three):
+    runs, series = three
+    cases = [
+        (lambda: tp.loss_figure(runs.iloc[:0], series.iloc[:0]), "no run with a recorded loss"),
+        (lambda: tp.max_pos_sum_figure(runs.iloc[:0]), "no three-layer run"),
+        (lambda: tp.matrix_factorisation_figure(series.iloc[:0], runs.iloc[:0]), "no deep-linear run"),
+        (lambda: tp.escape_figure(runs.assign(escape_step=pd.NA)), "no run escaped"),
+    ]
+    for make, words in cases:
+        with pytest.raises(ConfigError, match=words):
+            make()
