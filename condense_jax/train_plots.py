@@ -413,27 +413,32 @@ def _sv_columns(frame) -> list[str]:
 
 
 def matrix_factorisation_figure(series, runs):
-    """Deep-linear runs (W = W³W²W¹): loss (left) and the top singular values of W (right) against
-    step, ≤ 8 runs, one colour per run; sv_1 thick, the others thin."""
+    """Deep-linear runs (W = W³W²W¹): loss (left, log), the top singular values of W (middle) and
+    loss / initial loss on a linear scale (right: each saddle is a plateau, e.g. at 1/2 once one
+    of the two directions of diag(1, −1) is learned) against step, ≤ 8 runs, one colour per run;
+    sv_1 thick, the others thin."""
     r = runs[runs["model"] == "deep-linear"] if "model" in runs else runs
     have = set(int(i) for i in series["run_id"].unique()) if len(series) else set()
     ids = pick_train_runs(r[r["run_id"].isin(have)])
     svs = _sv_columns(series)
     if not ids:
         raise ConfigError("no deep-linear run with a recorded series: no matrix-factorisation figure to draw")
-    fig, (ax_l, ax_s) = _figure(1, 2, figsize=(12, 4.6))
+    fig, (ax_l, ax_s, ax_r) = _figure(1, 3, figsize=(17, 4.6))
     byid = r.set_index("run_id")
     for color, rid in zip(_colors(fig, len(ids)), ids):
         s = series[series["run_id"] == rid].sort_values("step")
         steps = s["step"].to_numpy(float)
         label = _run_label(byid.loc[rid])
-        ax_l.plot(steps, s["loss"].to_numpy(float), color=color, lw=1.6, label=label, gid=f"loss:{rid}")
+        loss = s["loss"].to_numpy(float)
+        ax_l.plot(steps, loss, color=color, lw=1.6, label=label, gid=f"loss:{rid}")
+        ax_r.plot(steps, loss / loss[0], color=color, lw=1.6, gid=f"rel:{rid}")
         for j, c in enumerate(svs):
             ax_s.plot(steps, _num(s[c]), color=color, lw=2.0 if j == 0 else 0.8, alpha=1.0 if j == 0 else 0.7,
                       label=label if j == 0 else None, gid=f"{c}:{rid}")
     last = float(series.loc[series["run_id"].isin(ids), "step"].max()) if ids else None
-    for ax in (ax_l, ax_s):
+    for ax in (ax_l, ax_s, ax_r):
         _step_axis(ax, last)
+    ax_r.set(ylim=(-0.03, 1.05), ylabel="loss / initial loss", title="saddle to saddle: plateaus of the loss")
     ax_l.set(yscale="log", ylabel="loss", title="loss")
     ax_s.set(yscale="log", ylabel="singular value of W = W³W²W¹",
              title=f"top {len(svs)} singular values (sv_1 thick)" if svs else "no singular values recorded")

@@ -260,6 +260,8 @@ def test_matrix_factorisation_figure():
     ax_l, ax_s = fig.axes[:2]
     assert len(by_gid(ax_l, "loss:")) == 3
     assert len(by_gid(ax_s, "sv_")) == 9 and len(by_gid(ax_s, "sv_1:")) == 3
+    rel = by_gid(fig.axes[2], "rel:")
+    assert len(rel) == 3 and all(line.get_ydata()[0] == 1.0 for line in rel)
 
 
 def test_figures_from_dir_three_layer(tmp_path, three):
