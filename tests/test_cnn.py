@@ -1,0 +1,143 @@
+"""The CNN of the CNN-condensation paper (section 3.2) and the matrix Z of its linearised dynamics."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from condense_jax import cnn_theory as ct
+from condense_jax.models import cnn
+
+jax.config.update("jax_enable_x64", True)
+
+
+def loop_forward(params, x, act):
+    """Section 3.2 written as loops: x^[1] = Σ x W + b, x^[l] = Σ σ(x^[l−1]) W + b, f = ⟨a, σ(x^[L])⟩."""
+    out = []
+    for img in np.asarray(x):
+        h = img
+        for layer, conv in enumerate(params["conv"]):
+            w, b = np.asarray(conv["w"]), np.asarray(conv["b"])
+            m, _, c_in, c_out = w.shape
+            src = h if layer == 0 else act(h)
+            nh, nw = src.shape[0] - m + 1, src.shape[1] - m + 1
+            new = np.zeros((nh, nw, c_out))
+            for u in range(nh):
+                for v in range(nw):
+                    for beta in range(c_out):
+                        s = b[beta]
+                        for alpha in range(c_in):
+                            for p in range(m):
+                                for q in range(m):
+                                    s += src[u + p, v + q, alpha] * w[p, q, alpha, beta]
+                        new[u, v, beta] = s
+            h = new
+        feat = act(h).reshape(-1)
+        if "fc" in params:
+            feat = act(feat @ np.asarray(params["fc"]["w"]) + np.asarray(params["fc"]["b"]))
+        out.append(feat @ np.asarray(params["a"]))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("channels,hidden,c0,d_out", [((4,), None, 1, 1), ((3, 2, 2), 5, 2, 3)])
+def test_forward_equals_the_loop_formula(channels, hidden, c0, d_out):
+    key = jax.random.PRNGKey(1)
+    x = np.random.default_rng(0).standard_normal((3, 9, 8, c0))
+    params = cnn.init(key, (9, 8, c0), channels, 3, 0.5, 0.7, hidden=hidden, d_out=d_out, dtype=jnp.float64)
+    got = np.asarray(cnn.apply(params, jnp.asarray(x), jnp.tanh))
+    np.testing.assert_allclose(got, loop_forward(params, x, np.tanh), rtol=1e-12, atol=1e-12)
+    assert got.shape == (3, d_out)
+
+
+def test_init_scales_and_too_many_layers():
+    p = cnn.init(jax.random.PRNGKey(0), (28, 28, 1), (32, 32), 5, 0.1, 0.01, dtype=jnp.float64)
+    assert np.std(np.asarray(p["conv"][1]["w"])) == pytest.approx(0.1, rel=0.05)
+    assert np.std(np.asarray(p["a"])) == pytest.approx(0.01, rel=0.05)
+    assert p["a"].shape == (20 * 20 * 32, 1)
+    with pytest.raises(ValueError, match="do not fit"):
+        cnn.init(jax.random.PRNGKey(0), (8, 8, 1), (4, 4, 4, 4), 3, 0.1, 0.1)
+
+
+def test_z_equals_its_definition_on_a_tiny_set():
+    rng = np.random.default_rng(2)
+    x, y, m = rng.standard_normal((4, 5, 6, 2)), rng.standard_normal(4), 2
+    z = ct.z_matrix(x, y, m)
+    n, h, w, c = x.shape
+    want = np.zeros(((h - m + 1) * (w - m + 1), m * m * c + 1))
+    for u in range(h - m + 1):
+        for v in range(w - m + 1):
+            row = u * (w - m + 1) + v
+            for p in range(m):
+                for q in range(m):
+                    for alpha in range(c):
+                        want[row, (p * m + q) * c + alpha] = sum(y[i] * x[i, u + p, v + q, alpha] for i in range(n)) / n
+            want[row, -1] = y.mean()
+    np.testing.assert_allclose(z, want, rtol=1e-13, atol=1e-15)
+
+
+def test_z_is_the_linearised_gradient_of_the_two_layer_cnn():
+    """At small init (σ = tanh: σ(0) = 0, σ'(0) = 1) −∇_θ R ≈ Zᵀ a_β and −∇_a R ≈ Z θ_β (9)–(10)."""
+    rng = np.random.default_rng(3)
+    x, y, m = rng.standard_normal((6, 7, 7, 1)), rng.standard_normal(6), 3
+    eps = 1e-5
+    params = cnn.init(jax.random.PRNGKey(4), (7, 7, 1), (3,), m, eps, eps, dtype=jnp.float64)
+    g = jax.grad(lambda p: cnn.mse(cnn.apply(p, jnp.asarray(x), jnp.tanh)[:, 0], jnp.asarray(y)))(params)
+    z = ct.z_matrix(x, y, m)
+    a = np.asarray(params["a"])[:, 0].reshape(-1, 3)  # rows (u, v), columns β
+    theta = np.asarray(cnn.kernel_vectors(params))  # (β, m² + 1)
+    grad_theta = np.asarray(cnn.kernel_vectors({"conv": [{"w": g["conv"][0]["w"], "b": g["conv"][0]["b"]}]}))
+    np.testing.assert_allclose(-grad_theta, (z.T @ a).T, rtol=1e-4, atol=1e-4 * np.abs(z.T @ a).max())
+    np.testing.assert_allclose(-np.asarray(g["a"])[:, 0].reshape(-1, 3), z @ theta.T, rtol=1e-4,
+                               atol=1e-4 * np.abs(z @ theta.T).max())
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return d.images, d.target.astype(np.float64)
+
+
+def test_v1_is_nearly_the_all_ones_kernel_on_digits(digits):
+    images, target = digits
+    sp = ct.spectrum(ct.z_matrix(images, target, 3))  # the raw digit value as the regression target
+    assert ct.cos_with_ones(sp["v1"])[0] > 0.95
+    assert sp["gap"] > 0 and sp["singular_values"][0] > sp["singular_values"][1]  # Assumption 4
+    np.testing.assert_allclose(sp["eigenvalues_ztz"], np.linalg.eigvalsh(
+        ct.z_matrix(images, target, 3).T @ ct.z_matrix(images, target, 3))[::-1][:len(sp["eigenvalues_ztz"])], rtol=1e-9)
+
+
+def test_t_eff_bound():
+    lam, gamma, M = 2.0, 5.0, 1000
+    assert ct.t_eff_bound(lam, gamma, M, eta0=0.05) == pytest.approx((np.log(0.25) + (1.0 - 0.05) * np.log(M)) / lam)
+    assert np.isnan(ct.t_eff_bound(lam, 1.0, M))
+    with pytest.raises(ValueError, match="η₀"):
+        ct.t_eff_bound(lam, gamma, M, eta0=0.01)
+
+
+def test_small_init_kernels_condense_toward_v1_large_init_do_not(digits):
+    """Two-layer CNN (32 kernels 3×3, tanh, MSE on the digit value, GD) on 200 digits: after 300
+    steps from ε = 1e-4 most kernels have |cos(θ_β, v₁)| > 0.9; from ε = 1 none do."""
+    images, target = digits
+    idx = np.random.default_rng(0).choice(len(images), 200, replace=False)
+    x = jnp.asarray((images[idx] / 16.0)[..., None], jnp.float32)
+    y = jnp.asarray(target[idx], jnp.float32)
+    v1 = ct.spectrum(ct.z_matrix(np.asarray(x), np.asarray(y), 3))["v1"]
+    loss = lambda p: cnn.mse(cnn.apply(p, x, jnp.tanh)[:, 0], y)
+
+    @jax.jit
+    def train(p):
+        step = lambda _, p: jax.tree_util.tree_map(lambda w, g: w - 0.002 * g, p, jax.grad(loss)(p))
+        return jax.lax.fori_loop(0, 300, step, p)
+
+    shares = {}
+    for eps in (1e-4, 1.0):
+        p = train(cnn.init(jax.random.PRNGKey(0), (8, 8, 1), (32,), 3, eps, eps, dtype=jnp.float32))
+        theta = np.asarray(cnn.kernel_vectors(p), np.float64)
+        cos = np.abs(theta @ v1) / np.linalg.norm(theta, axis=1)
+        shares[eps] = (cos > 0.9).mean()
+        assert ct.v1_share(theta, v1) <= 1 + 1e-12
+    assert shares[1e-4] > 0.5 and shares[1.0] < 0.5
