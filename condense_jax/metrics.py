@@ -121,3 +121,28 @@ def deep_linear(factors, factors0, v_matrix, frame, eps, top_k: int) -> dict:
     a, b, c = dl.effective_state(factors, frame)
     out.update(dl.assumption4_counts(a, b, c, frame[2]))
     return out, {}
+
+
+def cnn(params, params0, v1, eps, threshold: float) -> tuple[dict, dict]:
+    """Series quantities of the CNN (CNN paper): for the first conv layer, θ_β = (vec W_β, b_β) per
+    output channel; the share of kernels with |cos(θ_β, v₁)| > threshold, their mean |cos| with
+    v₁, ‖θ_{W,v₁}‖/‖θ_W‖ (15), the mean kernel amplitude ‖θ_β‖/ε, the distinct directions; RD (14)
+    per conv layer and of a. The cosine matrix of the θ_β is kept for heatmaps."""
+    from .models import cnn as model
+
+    theta = model.kernel_vectors(params)
+    norms = jnp.linalg.norm(theta, axis=1)
+    cos_v1 = jnp.abs(theta @ v1) / jnp.where(norms > 0, norms, 1.0)
+    cos = row_cosines(theta)
+    out = {f"rd_conv{i + 1}": relative_distance(
+        jnp.concatenate([c["w"].ravel(), c["b"]]), jnp.concatenate([c0["w"].ravel(), c0["b"]]))
+        for i, (c, c0) in enumerate(zip(params["conv"], params0["conv"]))}
+    out.update(
+        rd_a=relative_distance(params["a"], params0["a"]),
+        share_v1=jnp.mean(cos_v1 > threshold),
+        cos_v1=jnp.mean(cos_v1),
+        v1_share=jnp.linalg.norm(theta @ v1) / jnp.linalg.norm(theta),
+        amplitude=jnp.mean(norms) / eps,
+        n_dir_conv1=distinct_directions(cos, threshold),
+    )
+    return out, dict(conv1=cos)

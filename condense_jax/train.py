@@ -25,7 +25,7 @@ from . import metrics
 from .config import ConfigError
 from .models import activations, deep_linear, mlp
 
-MODELS = ("three-layer", "two-layer", "deep-linear")
+MODELS = ("three-layer", "two-layer", "deep-linear", "cnn")
 STATUS_CODES = {0: "finished", 1: "diverged", 2: "converged"}
 
 
@@ -54,10 +54,20 @@ class TrainSpec:
     # initial tangent kernel over n, an upper bound of the loss Hessian's top eigenvalue near θ(0));
     # None: every run uses lr. For sweeps whose init scales span the lazy and the condensed regime
     lr_ntk: float | None = None
+    # cnn (models/cnn.py): conv channels C_1 … C_L, m×m filters, optional hidden FC width, loss
+    # "mse" (targets y (n,), the theory) or "cross_entropy" (integer labels, `classes` logits);
+    # layer_scales = (conv, output) multipliers of ε: β₁ = ε s₁, β₂ = ε s₂ (eqs. 3–4)
+    channels: tuple[int, ...] = (32,)
+    kernel_size: int = 3
+    hidden: int | None = None
+    loss: str = "mse"
+    classes: int = 10
 
     def __post_init__(self):
         if self.model not in MODELS:
             raise ConfigError(f"unknown model {self.model!r}; known: {list(MODELS)}")
+        if self.model == "cnn" and self.layer_scales == (1.0, 1.0, 1.0):  # the default, for (conv, output)
+            object.__setattr__(self, "layer_scales", (1.0, 1.0))
         activations.get(self.activation)
         if self.optimizer not in ("gd", "adam"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; known: ['gd', 'adam']")
@@ -76,10 +86,23 @@ class TrainSpec:
             raise ConfigError(f"escape_fraction must lie in (0, 1), got {self.escape_fraction!r}")
         if not 0 < self.cos_threshold <= 1:
             raise ConfigError(f"cos_threshold must lie in (0, 1], got {self.cos_threshold!r}")
-        if not (isinstance(self.top_k, int) and 1 <= self.top_k <= self.width):
+        if self.model != "cnn" and not (isinstance(self.top_k, int) and 1 <= self.top_k <= self.width):
             raise ConfigError(f"top_k must be an integer in [1, width], got {self.top_k!r}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.loss not in ("mse", "cross_entropy"):
+            raise ConfigError(f"unknown loss {self.loss!r}; known: ['mse', 'cross_entropy']")
+        if self.model == "cnn":
+            if not self.channels or any(not (isinstance(c, int) and c >= 1) for c in self.channels):
+                raise ConfigError(f"channels must be positive integers, got {self.channels!r}")
+            if not (isinstance(self.kernel_size, int) and self.kernel_size >= 1):
+                raise ConfigError(f"kernel_size must be an integer ≥ 1, got {self.kernel_size!r}")
+            if self.hidden is not None and not (isinstance(self.hidden, int) and self.hidden >= 1):
+                raise ConfigError(f"hidden must be an integer ≥ 1, got {self.hidden!r}")
+            if len(self.layer_scales) != 2:
+                raise ConfigError(f"a cnn takes layer_scales (conv, output), got {self.layer_scales!r}")
+        elif self.loss != "mse":
+            raise ConfigError(f"loss {self.loss!r} is for the cnn; the {self.model} model trains on MSE")
         if self.lr_ntk is not None:
             if not (np.isfinite(self.lr_ntk) and self.lr_ntk > 0):
                 raise ConfigError(f"lr_ntk must be positive and finite, got {self.lr_ntk!r}")
@@ -151,6 +174,8 @@ def _model(spec: TrainSpec, x, y) -> Model:
         loss = lambda p: mlp.mse(mlp.two_layer_apply(p, x, act, spec.alpha), y)
         measure = lambda p, p0, eps: metrics.two_layer(p, p0, v, eps, thr)
         return Model(init, loss, measure, None, None, lambda p, xs: mlp.two_layer_apply(p, xs, act, spec.alpha))
+    if spec.model == "cnn":
+        return _cnn_model(spec, x, y, act, dtype)
     # deep-linear: x (n, m, m) measurement matrices and y (n,) (sensing), or x an (m, m) 0/1
     # observation mask and y the (m, m) target (completion, without materialising e_j e_kᵀ)
     init = lambda key, eps, s: [eps * s[i] * w for i, w in enumerate(deep_linear.init(key, spec.width, 1.0, len(spec.layer_scales), dtype))]
@@ -165,6 +190,35 @@ def _model(spec: TrainSpec, x, y) -> Model:
     frame = deep_linear.effective_frame(v_matrix, symmetric=bool(np.allclose(v_host, v_host.T)))
     measure = lambda p, p0, eps: metrics.deep_linear(p, p0, v_matrix, frame, eps, spec.top_k)
     return Model(init, loss, measure, None)
+
+
+def _cnn_model(spec: TrainSpec, x, y, act, dtype) -> Model:
+    """The CNN on images x (n, H, W, C): MSE on targets y (n,) or cross-entropy on labels y (n,).
+    v₁ is the top right singular vector of Z (cnn_theory), built with y as the regression target."""
+    from . import cnn_theory
+    from .models import cnn
+
+    v1 = jnp.asarray(cnn_theory.spectrum(cnn_theory.z_matrix(np.asarray(x), np.asarray(y, np.float64), spec.kernel_size))["v1"], dtype)
+    xs = jnp.asarray(x, dtype)
+    d_out = spec.classes if spec.loss == "cross_entropy" else 1
+    if spec.loss == "cross_entropy":
+        labels = jnp.asarray(y, jnp.int32)
+        loss = lambda p: cnn.cross_entropy(cnn.apply(p, xs, act), labels)
+        accuracy = lambda p: jnp.mean(jnp.argmax(cnn.apply(p, xs, act), -1) == labels)
+    else:
+        ys = jnp.asarray(y, dtype)
+        loss = lambda p: cnn.mse(cnn.apply(p, xs, act)[:, 0], ys)
+        accuracy = lambda p: jnp.mean(jnp.round(cnn.apply(p, xs, act)[:, 0]) == jnp.round(ys))
+
+    def init(key, eps, s):
+        return cnn.init(key, tuple(x.shape[1:]), spec.channels, spec.kernel_size, eps * s[0], eps * s[1],
+                        spec.hidden, d_out, dtype)
+
+    def measure(p, p0, eps):
+        series, cos = metrics.cnn(p, p0, v1, eps, spec.cos_threshold)
+        return {**series, "accuracy": accuracy(p)}, cos
+
+    return Model(init, loss, measure, None, None, lambda p, xs_: cnn.apply(p, xs_, act)[:, 0])
 
 
 def _target_direction(x, y):

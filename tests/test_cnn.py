@@ -119,25 +119,54 @@ def test_t_eff_bound():
 
 
 def test_small_init_kernels_condense_toward_v1_large_init_do_not(digits):
-    """Two-layer CNN (32 kernels 3×3, tanh, MSE on the digit value, GD) on 200 digits: after 300
-    steps from ε = 1e-4 most kernels have |cos(θ_β, v₁)| > 0.9; from ε = 1 none do."""
+    """Two-layer CNN (32 kernels 3×3, tanh, MSE on the digit value, GD) on 200 digits, through the
+    engine (train.batched over seeds × ε): after 300 steps from ε = 1e-4 most kernels θ_β have
+    |cos(θ_β, v₁)| > 0.9; from ε = 1 none do."""
+    from condense_jax import train
+
     images, target = digits
     idx = np.random.default_rng(0).choice(len(images), 200, replace=False)
-    x = jnp.asarray((images[idx] / 16.0)[..., None], jnp.float32)
-    y = jnp.asarray(target[idx], jnp.float32)
-    v1 = ct.spectrum(ct.z_matrix(np.asarray(x), np.asarray(y), 3))["v1"]
-    loss = lambda p: cnn.mse(cnn.apply(p, x, jnp.tanh)[:, 0], y)
+    x, y = (images[idx] / 16.0)[..., None], target[idx]
+    spec = train.TrainSpec(model="cnn", channels=(32,), kernel_size=3, activation="tanh", lr=0.002, steps=300,
+                           record_steps=(0, 300), cos_threshold=0.9)
+    res = train.batched(spec, x, y)(jax.random.split(jax.random.PRNGKey(0), 2), jnp.array([1e-4, 1.0], jnp.float32))
+    share = np.asarray(res.series["share_v1"])[:, :, -1]  # (seeds, scales)
+    assert (share[:, 0] > 0.5).all() and (share[:, 1] < 0.5).all()
+    assert (np.asarray(res.series["share_v1"])[:, :, 0] < 0.5).all()  # random at init
+    # the same share from the final parameters, by hand
+    v1 = ct.spectrum(ct.z_matrix(x, y, 3))["v1"]
+    theta = np.asarray(cnn.kernel_vectors(jax.tree_util.tree_map(lambda v: v[0, 0], res.params)), np.float64)
+    assert ((np.abs(theta @ v1) / np.linalg.norm(theta, axis=1)) > 0.9).mean() == pytest.approx(share[0, 0])
+    assert float(np.asarray(res.series["v1_share"])[0, 0, -1]) == pytest.approx(ct.v1_share(theta, v1), rel=1e-4)
+    # batched equals one run alone
+    one = train.make_train(spec, x, y)(jax.random.split(jax.random.PRNGKey(0), 2)[1], jnp.float32(1.0))
+    np.testing.assert_allclose(np.asarray(one.loss), np.asarray(res.loss)[1, 1], rtol=1e-5)
 
-    @jax.jit
-    def train(p):
-        step = lambda _, p: jax.tree_util.tree_map(lambda w, g: w - 0.002 * g, p, jax.grad(loss)(p))
-        return jax.lax.fori_loop(0, 300, step, p)
 
-    shares = {}
-    for eps in (1e-4, 1.0):
-        p = train(cnn.init(jax.random.PRNGKey(0), (8, 8, 1), (32,), 3, eps, eps, dtype=jnp.float32))
-        theta = np.asarray(cnn.kernel_vectors(p), np.float64)
-        cos = np.abs(theta @ v1) / np.linalg.norm(theta, axis=1)
-        shares[eps] = (cos > 0.9).mean()
-        assert ct.v1_share(theta, v1) <= 1 + 1e-12
-    assert shares[1e-4] > 0.5 and shares[1.0] < 0.5
+def test_three_conv_layers_cross_entropy_adam(digits):
+    """Fig. 3-4 network: three conv layers, a hidden layer, softmax cross-entropy, Adam."""
+    from condense_jax import train
+
+    images, target = digits
+    x, y = (images[:100] / 16.0)[..., None], target[:100].astype(int)
+    spec = train.TrainSpec(model="cnn", channels=(8, 8, 8), kernel_size=2, hidden=16, loss="cross_entropy",
+                           optimizer="adam", activation="relu", lr=3e-3, steps=150, record_steps=(0, 150))
+    res = train.make_train(spec, x, y)(jax.random.PRNGKey(0), jnp.float32(0.1))
+    loss, acc = np.asarray(res.loss), np.asarray(res.series["accuracy"])
+    assert loss[0] == pytest.approx(np.log(10), rel=0.01)  # uniform logits at small init
+    assert loss[-1] < 0.5 * loss[0] and acc[-1] > 0.8
+    assert set(res.series) >= {"rd_conv1", "rd_conv2", "rd_conv3", "share_v1", "v1_share", "amplitude"}
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    (dict(model="cnn", loss="hinge"), "unknown loss"),
+    (dict(model="cnn", channels=(0,)), "channels"),
+    (dict(model="cnn", layer_scales=(1.0, 1.0, 1.0, 1.0)), "layer_scales"),
+    (dict(model="three-layer", loss="cross_entropy"), "is for the cnn"),
+])
+def test_bad_cnn_specs(kwargs, words):
+    from condense_jax import train
+    from condense_jax.config import ConfigError
+
+    with pytest.raises(ConfigError, match=words):
+        train.TrainSpec(**kwargs)
