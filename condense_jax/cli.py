@@ -137,7 +137,9 @@ def cmd_train(args) -> int:
         gammas=tuple(args.gammas) if args.gammas else None,
         gamma_primes=tuple(args.gamma_primes) if args.gamma_primes else None,
         layer_scales=tuple(args.layer_scales) if args.layer_scales else None,
-        alpha=args.alpha, activation=args.activation, bias=args.bias, data=args.data, n=args.n, grid=args.grid,
+        alpha=args.alpha, activation=args.activation, bias=args.bias,
+        data=args.data or ("digits" if args.model == "cnn" else "tanh"), n=args.n, grid=args.grid,
+        conv_layers=args.conv_layers, kernel_size=args.kernel_size, hidden=args.hidden, loss=args.loss,
         data_seed=args.data_seed, lr=args.lr, lr_ntk=args.lr_ntk, lr_drops=tuple(args.lr_drop or ()), optimizer=args.optimizer,
         steps=args.steps, n_records=args.records,
         record_steps=tuple(args.record_steps) if args.record_steps else None,
@@ -311,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Help,
     )
     tr.add_argument("--out", required=True, help="result directory")
-    tr.add_argument("--model", choices=["three-layer", "two-layer", "deep-linear"], default="three-layer", help="network")
+    tr.add_argument("--model", choices=["three-layer", "two-layer", "deep-linear", "cnn"], default="three-layer", help="network")
     tr.add_argument("--widths", type=int, nargs="+", default=[20], metavar="M", help="hidden widths m")
     tr.add_argument("--seeds", type=int, default=4, metavar="N", help="number of seeds (0..N-1)")
     tr.add_argument("--seed-list", type=int, nargs="*", metavar="S", help="explicit seeds instead of --seeds")
@@ -324,7 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--alpha", type=float, default=1.0, help="two-layer output scale α: f = (1/α) Σ a_k σ(w_k·x)")
     tr.add_argument("--activation", default="tanh", help="tanh, relu, sigmoid (shifted, σ(0) = 0) or identity")
     tr.add_argument("--bias", action="store_true", help="append a constant 1 to every input (input bias)")
-    tr.add_argument("--data", default="tanh", help="tanh (the paper's regression), separable (two classes), fig3 (deep-linear) or an .npz path")
+    tr.add_argument("--data", default=None,
+                    help="tanh (the paper's regression, default), separable (two classes), fig3 (deep-linear), "
+                         "digits (cnn, default for it) or an .npz path")
+    tr.add_argument("--conv-layers", type=int, default=1, help="cnn: conv layers L, each with WIDTH channels")
+    tr.add_argument("--kernel-size", type=int, default=3, help="cnn: m of the m×m filters")
+    tr.add_argument("--hidden", type=int, default=None, help="cnn: width of a hidden fully connected layer")
+    tr.add_argument("--loss", choices=["mse", "cross_entropy"], default="mse",
+                    help="cnn: mse on the label value (the theory) or softmax cross-entropy")
     tr.add_argument("--n", type=int, default=100, help="samples of the generated data")
     tr.add_argument("--grid", action="store_true", help="tanh data on an even grid instead of uniform random")
     tr.add_argument("--data-seed", type=int, default=0, help="seed of the generated data")

@@ -167,7 +167,7 @@ def _plain(v):
     return [_plain(x) for x in v] if isinstance(v, tuple) else v
 
 
-MODELS = ("three-layer", "two-layer", "deep-linear")
+MODELS = ("three-layer", "two-layer", "deep-linear", "cnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +181,11 @@ class TrainSweep(_Spec):
     W¹, W², W³). `layer_exponents` (three-layer) is a list of per-layer exponent offsets
     (δ_a, δ_W², δ_W¹): each entry is one more grid axis value, with layer l initialised at
     ε · layer_scales[l] · m^(−δ_l) (the per-layer exponents of a three-layer phase diagram).
+    cnn (the CNN paper): `widths` are the channels of every conv layer (M = C₁ … C_L), with
+    `conv_layers` layers of `kernel_size`² filters, an optional `hidden` layer and `loss` "mse"
+    (on the label value as a regression target, the theory) or "cross_entropy"; data "digits"
+    (scikit-learn's bundled 8×8 digits, `n` of them sampled with data_seed) or an images .npz;
+    layer_scales = (conv, output) multipliers of ε (β₁, β₂ of eqs. 3–4).
     `lr_ntk` gives each run the step size min(lr, lr_ntk / K₀) with K₀ the trace of its initial
     tangent kernel over n (train.TrainSpec), so one sweep can span lazy and condensed inits. Data: the paper's tanh regression ("tanh"), linearly separable classes
     ("separable"), Fig. 3's matrix target ("fig3", deep-linear) or a user .npz path.
@@ -204,6 +209,10 @@ class TrainSweep(_Spec):
     data_seed: int = 0
     lr: float = 0.05
     lr_ntk: float | None = None
+    conv_layers: int = 1
+    kernel_size: int = 3
+    hidden: int | None = None
+    loss: str = "mse"
     lr_drops: tuple[tuple[int, float], ...] = ()
     optimizer: str = "gd"
     steps: int = 1000
@@ -247,7 +256,7 @@ class TrainSweep(_Spec):
                 raise ConfigError("gammas need widths ≥ 2 (they are exponents of the width)")
             set_("gammas", _nonempty_unique("gammas", self.gammas, _finite))
             set_("gamma_primes", _nonempty_unique("gamma_primes", self.gamma_primes, _finite))
-        n_layers = {"three-layer": 3, "two-layer": 2, "deep-linear": 3}[self.model]
+        n_layers = {"three-layer": 3, "two-layer": 2, "deep-linear": 3, "cnn": 2}[self.model]
         if self.layer_scales is None:
             set_("layer_scales", (1.0,) * n_layers)
         else:
@@ -272,6 +281,14 @@ class TrainSweep(_Spec):
             if min(self.widths) < 2:
                 raise ConfigError("layer_exponents need widths ≥ 2 (they are exponents of the width)")
             set_("layer_exponents", tuple(offsets))
+        set_("conv_layers", _int_at_least("conv_layers", self.conv_layers, 1))
+        set_("kernel_size", _int_at_least("kernel_size", self.kernel_size, 1))
+        if self.hidden is not None:
+            set_("hidden", _int_at_least("hidden", self.hidden, 1))
+        if self.loss not in ("mse", "cross_entropy"):
+            raise ConfigError(f"unknown loss {self.loss!r}; known: ['mse', 'cross_entropy']")
+        if self.model != "cnn" and (self.loss != "mse" or self.hidden is not None or self.conv_layers != 1):
+            raise ConfigError(f"loss, hidden and conv_layers are cnn settings; model is {self.model!r}")
         set_("alpha", _positive_finite("alpha", self.alpha))
         for k in ("bias", "grid", "predict_escape"):
             if not isinstance(getattr(self, k), bool):

@@ -119,6 +119,24 @@ def load_xy(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return check_xy(x, y, f"data file {str(path)!r}")
 
 
+def load_images(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images from an .npz with `x` (n, H, W) or (n, H, W, C) and labels `y` (n,), checked; a 3-D x
+    gets one channel. Values are used as stored (scale them to [0, 1] beforehand)."""
+    path = Path(path)
+    x, y = _read_npz(path, ("x", "y"), "image file")
+    what = f"image file {str(path)!r}"
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or y.ndim != 1:
+        raise ConfigError(f"{what} arrays must be x (n, H, W[, C]) and y (n,); got shapes {x.shape}, {y.shape}")
+    if len(x) == 0:
+        raise ConfigError(f"{what} has n = 0 images")
+    if len(x) != len(y):
+        raise ConfigError(f"{what} x has {len(x)} images but y has {len(y)}")
+    _check_real_finite(what, x=x, y=y)
+    return x.astype(np.float64), y
+
+
 def _positive_int(name: str, value, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ConfigError(f"{name} must be an integer ≥ {low}, got {value!r}")

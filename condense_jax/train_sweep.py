@@ -29,6 +29,10 @@ def load_data(spec: TrainSweep):
             raise ConfigError(f"data {spec.data!r} is for the networks; deep-linear takes 'fig3' or an .npz with x (n, m, m), y (n,)")
         xs, ys = data.load_sensing(spec.data)
         return xs, ys
+    if spec.model == "cnn":
+        return _image_data(spec)
+    if spec.data == "digits":
+        raise ConfigError("data 'digits' is an image set; use it with model 'cnn'")
     if spec.data == "tanh":
         x, y = data.tanh_regression(spec.n, grid=spec.grid, seed=spec.data_seed)
     elif spec.data == "separable":
@@ -38,6 +42,27 @@ def load_data(spec: TrainSweep):
     else:
         x, y = data.load_xy(spec.data)
     return (data.with_bias(x) if spec.bias else x), y
+
+
+def _image_data(spec: TrainSweep):
+    """Images (n, H, W, C) in [0, 1] and labels: the bundled digits or an images .npz (x, y),
+    `n` of them sampled without replacement with data_seed; MSE regresses on the label value."""
+    if spec.data == "digits":
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        x, labels = d.images[..., None] / 16.0, d.target
+    elif spec.data in ("tanh", "separable", "fig3"):
+        raise ConfigError(f"data {spec.data!r} is not an image set; the cnn takes 'digits' or an .npz with x (n, H, W[, C]), y (n,)")
+    else:
+        from . import data
+
+        x, labels = data.load_images(spec.data)
+    if spec.n > len(x):
+        raise ConfigError(f"n = {spec.n} images asked for, the data set has {len(x)}")
+    pick = np.sort(np.random.default_rng(spec.data_seed).choice(len(x), spec.n, replace=False))
+    x, labels = x[pick], labels[pick]
+    return x, (labels.astype(np.int64) if spec.loss == "cross_entropy" else labels.astype(np.float64))
 
 
 def grid(spec: TrainSweep):
@@ -142,6 +167,8 @@ def train_spec(spec: TrainSweep, width: int, gamma_prime: float = np.nan, layer_
         alpha=spec.alpha, dtype=spec.dtype, diverge_factor=spec.diverge_factor, loss_threshold=spec.loss_threshold,
         escape_fraction=spec.escape_fraction, cos_threshold=spec.cos_threshold, cosine_steps=spec.cosine_steps,
         top_k=min(spec.top_k, width), lr_ntk=spec.lr_ntk,
+        **(dict(channels=(width,) * spec.conv_layers, kernel_size=spec.kernel_size, hidden=spec.hidden,
+                loss=spec.loss) if spec.model == "cnn" else {}),
     )
 
 
@@ -153,11 +180,15 @@ def seeds_per_chunk(spec: TrainSweep, tspec, x, n_scales: int, n_devices: int) -
     n = len(x)
     if spec.model == "deep-linear":
         params, work = 3 * m * m, 4 * m * m
+    elif spec.model == "cnn":  # windows (n, H₁W₁, C m²) and activations per layer dominate
+        n_px = int(np.prod(x.shape[1:3]))
+        params = spec.conv_layers * m * m * spec.kernel_size**2 + n_px * m
+        work = 4 * len(x) * n_px * m * (spec.kernel_size**2 + 2) * spec.conv_layers
     else:
         d = x.shape[1]
         params = (m * m if spec.model == "three-layer" else 0) + m * (d + 1)
         work = 6 * n * m
-    layers = {"three-layer": 2, "two-layer": 1, "deep-linear": 0}[spec.model]
+    layers = {"three-layer": 2, "two-layer": 1, "deep-linear": 0, "cnn": 1}[spec.model]
     cos = len(tspec.cosine_recorded()) * layers * m * m
     per_run = itemsize * (6 * params + work + cos + 30 * len(tspec.recorded()))
     fit = max(1, int(MEMORY_BUDGET // (per_run * n_scales)))

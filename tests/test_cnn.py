@@ -170,3 +170,27 @@ def test_bad_cnn_specs(kwargs, words):
 
     with pytest.raises(ConfigError, match=words):
         train.TrainSpec(**kwargs)
+
+
+def test_cnn_through_the_cli(tmp_path, capsys):
+    import pandas as pd
+
+    from condense_jax.cli import main
+
+    out = tmp_path / "cnn"
+    assert main(["train", "--model", "cnn", "--widths", "8", "--init-scales", "1e-4", "1.0", "--lr", "0.002",
+                 "--steps", "200", "--seeds", "2", "--n", "100", "--no-predict", "--quiet", "--no-figure",
+                 "--cos-threshold", "0.9", "--out", str(out)]) == 0
+    runs = pd.read_parquet(out / "runs")
+    assert len(runs) == 4 and set(runs["model"]) == {"cnn"}
+    small, large = runs[runs["scale"] == 1e-4], runs[runs["scale"] == 1.0]
+    assert (small["share_v1"] > 0.5).all() and (large["share_v1"] < 0.5).all()
+    cos = pd.read_parquet(out / "cosines")
+    assert set(cos["layer"]) == {"conv1"} and len(cos["cos"].iloc[0]) == 64
+    for args, words in ((["--model", "cnn", "--data", "tanh"], "not an image set"),
+                        (["--model", "three-layer", "--data", "digits"], "image set"),
+                        (["--model", "cnn", "--n", "5000"], "n = 5000"),
+                        (["--model", "three-layer", "--loss", "cross_entropy"], "cnn settings")):
+        capsys.readouterr()
+        assert main(["train", "--widths", "4", "--steps", "2", "--quiet", "--out", str(tmp_path / "bad"), *args]) == 2
+        assert words in capsys.readouterr().err
