@@ -135,7 +135,7 @@ def test_interrupt_keeps_finished_chunks(tmp_path, monkeypatch):
         (["--init-scales=-1e-3"], "init_scales entry must be positive"),
         (["--lr", "0"], "lr must be positive"),
         (["--steps", "0"], "steps must be at least 1"),
-        (["--model", "cnn"], "invalid choice"),
+        (["--model", "mlp"], "invalid choice"),
         (["--activation", "swish"], "unknown activation 'swish'"),
         (["--widths", "0"], "widths entry must be at least 1"),
         (["--data", "/nonexistent/file.npz"], "not a readable .npz"),
