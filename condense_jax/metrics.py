@@ -145,4 +145,6 @@ def cnn(params, params0, v1, eps, threshold: float) -> tuple[dict, dict]:
         amplitude=jnp.mean(norms) / eps,
         n_dir_conv1=distinct_directions(cos, threshold),
     )
-    return out, dict(conv1=cos)
+    # per kernel, for the amplitude / cos(θ_β, v₁) figure: signed cos with v₁ and ‖θ_β‖/ε
+    per_kernel = jnp.stack([(theta @ v1) / jnp.where(norms > 0, norms, 1.0), norms / eps], 1)
+    return out, dict(conv1=cos, kernels_conv1=per_kernel)

@@ -448,6 +448,79 @@ def matrix_factorisation_figure(series, runs):
     return fig
 
 
+# ---------------------------------------------------------------- CNN
+
+
+def z_spectrum_figure(x, y, m: int, top: int = 15):
+    """The largest eigenvalues of ZᵀZ (CNN paper, Fig. 2 left) with the gap λ₁² − λ₂² marked, and
+    |cos(v₁, 𝟙)| of v₁'s kernel part in the title (v₁ ≈ 𝟙 on natural images)."""
+    from . import cnn_theory
+
+    sp = cnn_theory.spectrum(cnn_theory.z_matrix(x, y, m))
+    ev = sp["eigenvalues_ztz"][:top]
+    fig, (ax,) = _figure(1, 1, figsize=(6.0, 4.4))
+    ax.plot(np.arange(1, len(ev) + 1), ev, "o-", gid="eigenvalues")
+    if len(ev) > 1:
+        ax.annotate("", xy=(1.3, ev[1]), xytext=(1.3, ev[0]), arrowprops=dict(arrowstyle="<->", color="C3"))
+        ax.text(1.45, np.sqrt(ev[0] * max(ev[1], 1e-300)), f"gap λ₁² − λ₂² = {ev[0] - ev[1]:.3g}", color="C3", fontsize=8)
+    ax.set(yscale="log", xlabel="index k", ylabel="eigenvalue λ_k² of ZᵀZ")
+    cos1 = cnn_theory.cos_with_ones(sp["v1"], x.shape[-1] if np.ndim(x) == 4 else 1)
+    ax.set_title(f"spectrum of ZᵀZ ({m}×{m} filters, n = {len(x)}); |cos(v₁, 𝟙)| = "
+                 + ", ".join(f"{c:.3f}" for c in cos1), fontsize=9)
+    return fig
+
+
+def kernel_figure(cosines, run_id: int, step=None):
+    """Per kernel of the first conv layer: amplitude ‖θ_β‖/ε (red, left axis) and cos(θ_β, v₁)
+    (blue, right axis) at one recorded step (default the last), kernels in the heatmaps' order."""
+    rows = cosines[(cosines["run_id"] == run_id) & (cosines["layer"] == "kernels_conv1")]
+    if rows.empty:
+        raise ConfigError(f"run {run_id} has no per-kernel records (kernels_conv1): not a cnn run with cosines kept")
+    step = int(rows["step"].max()) if step is None else int(step)
+    row = rows[rows["step"] == step]
+    if row.empty:
+        raise ConfigError(f"run {run_id} has no per-kernel record at step {step}")
+    vals = np.asarray(row["cos"].iloc[0], float).reshape(-1, 2)
+    order = np.argsort(-vals[:, 0])
+    fig, (ax,) = _figure(1, 1, figsize=(7.0, 4.2))
+    k = np.arange(len(vals))
+    ax.bar(k, vals[order, 1], color="C3", alpha=0.7, gid="amplitude")
+    ax.set(xlabel="kernel (ordered by cos with v₁)", ylabel="amplitude ‖θ_β‖ / ε")
+    ax.yaxis.label.set_color("C3")
+    ax2 = ax.twinx()
+    ax2.plot(k, vals[order, 0], "o", color="C0", ms=4, gid="cos_v1")
+    ax2.set(ylim=(-1.05, 1.05), ylabel="cos(θ_β, v₁)")
+    ax2.yaxis.label.set_color("C0")
+    ax.set_title(f"run {run_id}, step {step}: kernels of conv1", fontsize=9)
+    return fig
+
+
+def cnn_figures(path: Path, runs, out_dir: Path) -> list[Path]:
+    """The CNN figures of a result directory: ZᵀZ spectrum of its data (from the manifest's
+    config) and per-kernel amplitude / cos with v₁ for the runs whose cosines were kept."""
+    import json
+
+    from .config import TrainSweep
+
+    written = []
+    manifest = json.loads((path / "manifest.json").read_text()) if (path / "manifest.json").exists() else {}
+    cfg = {k: v for k, v in manifest.get("config", {}).items() if k not in ("kind", "data_sha256") and v is not None}
+    if cfg.get("model") == "cnn":
+        from . import train_sweep
+
+        try:  # the data may have moved since the sweep ran: then no spectrum, the rest still drawn
+            spec = TrainSweep.from_mapping(cfg, "manifest")
+            x, y = train_sweep.load_data(spec)
+            written.append(_save(z_spectrum_figure(x, np.asarray(y, float), spec.kernel_size), out_dir / "z_spectrum.png"))
+        except ConfigError:
+            pass
+    if (path / "cosines").exists():
+        cos = read_cosines(path)
+        for rid in sorted(cos.loc[cos["layer"] == "kernels_conv1", "run_id"].unique())[:4]:
+            written.append(_save(kernel_figure(cos, int(rid)), out_dir / f"kernels_run{int(rid)}.png"))
+    return written
+
+
 # ---------------------------------------------------------------- predicted vs measured escape
 
 
@@ -554,9 +627,12 @@ def figures_from_dir(path: Path, out_dir: Path | None = None) -> list[Path]:
     if "max_pos_sum" in runs and ((runs["model"] == "three-layer") & runs["max_pos_sum"].notna()).any():
         written.append(_save(max_pos_sum_figure(runs), out_dir / "max_pos_sum.png"))
 
+    if "cnn" in models:
+        written += cnn_figures(path, runs[runs["model"] == "cnn"], out_dir)
     if (path / "cosines").exists():
         ids = pick_train_runs(runs[runs["run_id"].isin(read_cosines_ids(path))], k=4)
         cos = read_cosines(path, ids)
+        cos = cos[~cos["layer"].str.startswith("kernels_")]
         for layer in sorted(cos["layer"].unique()) if len(cos) else []:
             for rid in ids:
                 if ((cos["run_id"] == rid) & (cos["layer"] == layer)).any():

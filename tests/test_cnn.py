@@ -186,7 +186,24 @@ def test_cnn_through_the_cli(tmp_path, capsys):
     small, large = runs[runs["scale"] == 1e-4], runs[runs["scale"] == 1.0]
     assert (small["share_v1"] > 0.5).all() and (large["share_v1"] < 0.5).all()
     cos = pd.read_parquet(out / "cosines")
-    assert set(cos["layer"]) == {"conv1"} and len(cos["cos"].iloc[0]) == 64
+    assert set(cos["layer"]) == {"conv1", "kernels_conv1"}
+    assert len(cos.loc[cos["layer"] == "conv1", "cos"].iloc[0]) == 64
+    # figures: ZᵀZ spectrum (its points are the squared singular values) and per-kernel amplitude / cos
+    from condense_jax import train_plots
+
+    paths = [p.name for p in train_plots.figures_from_dir(out)]
+    assert "z_spectrum.png" in paths and any(p.startswith("kernels_run") for p in paths)
+    rid = int(cos.loc[cos["layer"] == "kernels_conv1", "run_id"].iloc[0])
+    fig = train_plots.kernel_figure(cos, rid)
+    per = np.asarray(cos[(cos["run_id"] == rid) & (cos["layer"] == "kernels_conv1") & (cos["step"] == cos["step"].max())]["cos"].iloc[0]).reshape(-1, 2)
+    cos_line = [ln for ln in fig.axes[1].lines if ln.get_gid() == "cos_v1"][0]
+    np.testing.assert_allclose(np.sort(cos_line.get_ydata()), np.sort(per[:, 0]), rtol=1e-6)
+    with pytest.raises(Exception, match="no per-kernel records"):
+        train_plots.kernel_figure(cos, 999)
+    rng = np.random.default_rng(5)
+    xs, ys = rng.standard_normal((5, 6, 6, 1)), rng.standard_normal(5)
+    line = [ln for ln in train_plots.z_spectrum_figure(xs, ys, 2).axes[0].lines if ln.get_gid() == "eigenvalues"][0]
+    np.testing.assert_allclose(line.get_ydata(), np.linalg.svd(ct.z_matrix(xs, ys, 2), compute_uv=False) ** 2, rtol=1e-10)
     for args, words in ((["--model", "cnn", "--data", "tanh"], "not an image set"),
                         (["--model", "three-layer", "--data", "digits"], "image set"),
                         (["--model", "cnn", "--n", "5000"], "n = 5000"),
