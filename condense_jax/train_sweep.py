@@ -54,6 +54,10 @@ def _image_data(spec: TrainSweep):
         x, labels = d.images[..., None] / 16.0, d.target
     elif spec.data in ("tanh", "separable", "fig3"):
         raise ConfigError(f"data {spec.data!r} is not an image set; the cnn takes 'digits' or an .npz with x (n, H, W[, C]), y (n,)")
+    elif Path(spec.data).is_dir():  # the user's MNIST IDX pair or CIFAR-10 batches
+        from . import image_files
+
+        x, labels = image_files.load_image_dir(spec.data)
     else:
         from . import data
 
