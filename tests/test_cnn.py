@@ -211,3 +211,19 @@ def test_cnn_through_the_cli(tmp_path, capsys):
         capsys.readouterr()
         assert main(["train", "--widths", "4", "--steps", "2", "--quiet", "--out", str(tmp_path / "bad"), *args]) == 2
         assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("act", ["tanh", "relu", "sigmoid", "identity"])
+def test_written_out_two_layer_gradient_equals_autodiff(act):
+    from condense_jax.models import activations
+
+    rng = np.random.default_rng(6)
+    x, y = jnp.asarray(rng.standard_normal((5, 7, 6, 2))), jnp.asarray(rng.standard_normal(5))
+    params = cnn.init(jax.random.PRNGKey(2), (7, 6, 2), (4,), 3, 0.4, 0.6, dtype=jnp.float64)
+    fn = activations.get(act).fn
+    want_loss, want = jax.value_and_grad(lambda p: cnn.mse(cnn.apply(p, x, fn)[:, 0], y))(params)
+    windows = cnn.patches(x, 3)
+    loss, got = cnn.two_layer_value_and_grad(params, windows.reshape(5, -1, windows.shape[-1]), y, act)
+    assert float(loss) == pytest.approx(float(want_loss), rel=1e-12)
+    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-10, atol=1e-12)

@@ -107,3 +107,34 @@ def cross_entropy(logits, labels):
     """Softmax cross-entropy with integer labels, averaged over samples."""
     logp = jax.nn.log_softmax(logits, -1)
     return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], -1))
+
+
+def two_layer_value_and_grad(params: dict, windows, y, act_name: str):
+    """R_S (1) and its gradient for the two-layer CNN (one conv layer, no hidden layer, one output)
+    with the forward and backward pass written out, given the input's windows (n, Q, C·m²) (fixed:
+    `patches` of the data, computed once). Equals jax.value_and_grad of mse(apply(·)) up to rounding.
+
+        z = P K + b,  h = σ(z),  f = Σ_{q,β} a_{qβ} h_{qβ},  r = (f − y)/n,
+        ∂a = Σ_i r_i h_i,  δ = r a σ'(z),  ∂K = Σ_{i,q} P_{iq}ᵀ δ_{iq},  ∂b = Σ_{i,q} δ_{iq}
+    """
+    from .activations import get
+    from .mlp import _DERIVATIVE_OF_OUTPUT
+
+    act, deriv = get(act_name).fn, _DERIVATIVE_OF_OUTPUT[act_name]
+    w, b = params["conv"][0]["w"], params["conv"][0]["b"]
+    m, _, c_in, c_out = w.shape
+    kernel = jnp.transpose(w, (2, 0, 1, 3)).reshape(c_in * m * m, c_out)  # rows (α, p, q): XLA's patch order
+    n, q_pos, _ = windows.shape
+    h = act(jnp.einsum("nqd,dc->nqc", windows, kernel) + b)
+    a = params["a"][:, 0].reshape(q_pos, c_out)
+    err = jnp.einsum("nqc,qc->n", h, a) - y
+    loss = 0.5 * jnp.mean(err * err)
+    r = err / n
+    delta = r[:, None, None] * a[None]
+    if deriv is not None:
+        delta = delta * deriv(h)
+    g_kernel = jnp.einsum("nqd,nqc->dc", windows, delta)
+    g_w = jnp.transpose(g_kernel.reshape(c_in, m, m, c_out), (1, 2, 0, 3))
+    grads = {"conv": [{"w": g_w, "b": jnp.sum(delta, (0, 1))}],
+             "a": jnp.einsum("n,nqc->qc", r, h).reshape(-1, 1)}
+    return loss, grads
