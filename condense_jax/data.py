@@ -96,19 +96,24 @@ def _check_real_finite(what: str, **arrays) -> None:
             raise ConfigError(f"{what} array {name} has non-numeric or non-finite values")
 
 
+def _check_samples(x, y, what: str, ndim: int, shape: str, unit: str) -> None:
+    """x has `ndim` dims (described by `shape`), y is (n,), n ≥ 1 and equal, all real and finite."""
+    if x.ndim != ndim or y.ndim != 1:
+        raise ConfigError(f"{what} arrays must be x {shape} and y (n,); got shapes {x.shape}, {y.shape}")
+    if len(x) == 0:
+        raise ConfigError(f"{what} has n = 0 {unit}")
+    if len(x) != len(y):
+        raise ConfigError(f"{what} x has {len(x)} {unit} but y has {len(y)}")
+    _check_real_finite(what, x=x, y=y)
+
+
 def check_xy(x, y, what: str = "data") -> tuple[np.ndarray, np.ndarray]:
     """Checked float64 copies of regression/classification data: x (n, d) (or (n,)), y (n,), n ≥ 1,
     real and finite; anything else is a ConfigError whose one line starts with `what`."""
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim == 1:
         x = x[:, None]
-    if x.ndim != 2 or y.ndim != 1:
-        raise ConfigError(f"{what} arrays must be x (n, d) and y (n,); got shapes {x.shape}, {y.shape}")
-    if len(x) == 0:
-        raise ConfigError(f"{what} has n = 0 samples")
-    if len(x) != len(y):
-        raise ConfigError(f"{what} x has {len(x)} samples but y has {len(y)}")
-    _check_real_finite(what, x=x, y=y)
+    _check_samples(x, y, what, 2, "(n, d)", "samples")
     return x.astype(np.float64), y.astype(np.float64)
 
 
@@ -124,16 +129,9 @@ def load_images(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     gets one channel. Values are used as stored (scale them to [0, 1] beforehand)."""
     path = Path(path)
     x, y = _read_npz(path, ("x", "y"), "image file")
-    what = f"image file {str(path)!r}"
     if x.ndim == 3:
         x = x[..., None]
-    if x.ndim != 4 or y.ndim != 1:
-        raise ConfigError(f"{what} arrays must be x (n, H, W[, C]) and y (n,); got shapes {x.shape}, {y.shape}")
-    if len(x) == 0:
-        raise ConfigError(f"{what} has n = 0 images")
-    if len(x) != len(y):
-        raise ConfigError(f"{what} x has {len(x)} images but y has {len(y)}")
-    _check_real_finite(what, x=x, y=y)
+    _check_samples(x, y, f"image file {str(path)!r}", 4, "(n, H, W[, C])", "images")
     return x.astype(np.float64), y
 
 

@@ -118,3 +118,21 @@ def test_cnn_sweep_on_an_idx_directory(mnist_dir, tmp_path, capsys):
     assert main(["train", "--model", "cnn", "--data", str(bad), "--n", "2", "--steps", "2", "--quiet",
                  "--out", str(tmp_path / "x")]) == 2
     assert "not a python pickle" in capsys.readouterr().err
+
+
+def test_images_npz(tmp_path):
+    from condense_jax import data
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "ok.npz", x=rng.random((6, 5, 5)), y=np.arange(6))
+    x, y = data.load_images(tmp_path / "ok.npz")
+    assert x.shape == (6, 5, 5, 1) and list(y) == list(range(6))
+    for name, arrays, words in (
+        ("n.npz", dict(x=rng.random((6, 5, 5)), y=np.arange(5)), "6 images but y has 5"),
+        ("nan.npz", dict(x=np.full((2, 5, 5), np.nan), y=np.arange(2)), "non-finite"),
+        ("dim.npz", dict(x=rng.random((6, 5)), y=np.arange(6)), "x (n, H, W[, C])"),
+        ("empty.npz", dict(x=np.zeros((0, 5, 5)), y=np.zeros(0)), "n = 0 images"),
+    ):
+        np.savez(tmp_path / name, **arrays)
+        with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+            data.load_images(tmp_path / name)
