@@ -135,6 +135,24 @@ def load_images(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return x.astype(np.float64), y
 
 
+def synthetic_images(n: int = 100, size: int = 8, channels: int = 1, classes: int = 2, seed: int = 0):
+    """A seeded synthetic image set (for tests and smoke runs): class k is a bar at angle πk/classes
+    through the centre, with a random brightness, a random shift of up to one pixel and noise,
+    clipped to [0, 1]. Returns x (n, size, size, channels) float64 and integer labels y (n,)."""
+    n, size = _positive_int("n", n, 1), _positive_int("size", size, 3)
+    channels, classes = _positive_int("channels", channels, 1), _positive_int("classes", classes, 1)
+    rng = np.random.default_rng(_positive_int("seed", seed, 0))
+    y = rng.integers(0, classes, n)
+    u, v = np.meshgrid(np.arange(size) - (size - 1) / 2, np.arange(size) - (size - 1) / 2, indexing="ij")
+    angle = np.pi * y / classes
+    shift = rng.integers(-1, 2, (n, 2))
+    dist = np.abs((u[None] - shift[:, 0, None, None]) * np.sin(angle)[:, None, None]
+                  - (v[None] - shift[:, 1, None, None]) * np.cos(angle)[:, None, None])
+    bar = (dist < 0.8) * rng.uniform(0.6, 1.0, (n, 1, 1))
+    x = np.clip(bar[..., None] + 0.1 * rng.standard_normal((n, size, size, channels)), 0.0, 1.0)
+    return x, y.astype(np.int64)
+
+
 def _positive_int(name: str, value, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ConfigError(f"{name} must be an integer ≥ {low}, got {value!r}")

@@ -47,7 +47,11 @@ def load_data(spec: TrainSweep):
 def _image_data(spec: TrainSweep):
     """Images (n, H, W, C) in [0, 1] and labels: the bundled digits or an images .npz (x, y),
     `n` of them sampled without replacement with data_seed; MSE regresses on the label value."""
-    if spec.data == "digits":
+    if spec.data == "synthetic":
+        from . import data
+
+        x, labels = data.synthetic_images(spec.n, seed=spec.data_seed, classes=10 if spec.loss == "cross_entropy" else 2)
+    elif spec.data == "digits":
         from sklearn.datasets import load_digits
 
         d = load_digits()

@@ -156,6 +156,9 @@ def test_three_conv_layers_cross_entropy_adam(digits):
     assert loss[0] == pytest.approx(np.log(10), rel=0.01)  # uniform logits at small init
     assert loss[-1] < 0.5 * loss[0] and acc[-1] > 0.8
     assert set(res.series) >= {"rd_conv1", "rd_conv2", "rd_conv3", "share_v1", "v1_share", "amplitude"}
+    # a cosine matrix of the output channels' θ_β for every conv layer, 1 on the diagonal
+    assert {k: v.shape[1:] for k, v in res.cosines.items() if k.startswith("conv")} == {f"conv{i}": (8, 8) for i in (1, 2, 3)}
+    np.testing.assert_allclose(np.diagonal(np.asarray(res.cosines["conv3"][-1])), 1.0, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kwargs,words", [

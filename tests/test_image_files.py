@@ -136,3 +136,17 @@ def test_images_npz(tmp_path):
         np.savez(tmp_path / name, **arrays)
         with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
             data.load_images(tmp_path / name)
+
+
+def test_synthetic_images_are_seeded_and_class_dependent():
+    from condense_jax import data
+
+    x, y = data.synthetic_images(200, size=8, classes=4, seed=3)
+    x2, y2 = data.synthetic_images(200, size=8, classes=4, seed=3)
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(y, y2)
+    assert x.shape == (200, 8, 8, 1) and x.min() >= 0 and x.max() <= 1 and set(y) == {0, 1, 2, 3}
+    # class means differ far more than the noise: each class is its own bar
+    means = np.stack([x[y == k].mean(0) for k in range(4)])
+    assert min(np.abs(means[i] - means[j]).max() for i in range(4) for j in range(i)) > 0.3
+    assert not np.array_equal(x, data.synthetic_images(200, size=8, classes=4, seed=4)[0])
