@@ -140,6 +140,7 @@ def cmd_train(args) -> int:
         alpha=args.alpha, activation=args.activation, bias=args.bias,
         data=args.data or ("digits" if args.model == "cnn" else "tanh"), n=args.n, grid=args.grid,
         conv_layers=args.conv_layers, kernel_size=args.kernel_size, hidden=args.hidden, loss=args.loss,
+        conv_fan_gamma=args.conv_fan_gamma,
         data_seed=args.data_seed, lr=args.lr, lr_ntk=args.lr_ntk, lr_drops=tuple(args.lr_drop or ()), optimizer=args.optimizer,
         steps=args.steps, n_records=args.records,
         record_steps=tuple(args.record_steps) if args.record_steps else None,
@@ -332,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--conv-layers", type=int, default=1, help="cnn: conv layers L, each with WIDTH channels")
     tr.add_argument("--kernel-size", type=int, default=3, help="cnn: m of the m×m filters")
     tr.add_argument("--hidden", type=int, default=None, help="cnn: width of a hidden fully connected layer")
+    tr.add_argument("--conv-fan-gamma", type=float, default=None, metavar="γ",
+                    help="cnn: the paper's init, conv std ((c_in + c_out)/2 · m²)^(−γ); output std ε·s₂")
     tr.add_argument("--loss", choices=["mse", "cross_entropy"], default="mse",
                     help="cnn: mse on the label value (the theory) or softmax cross-entropy")
     tr.add_argument("--n", type=int, default=100, help="samples of the generated data")

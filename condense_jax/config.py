@@ -185,7 +185,8 @@ class TrainSweep(_Spec):
     `conv_layers` layers of `kernel_size`² filters, an optional `hidden` layer and `loss` "mse"
     (on the label value as a regression target, the theory) or "cross_entropy"; data "digits"
     (scikit-learn's bundled 8×8 digits, `n` of them sampled with data_seed) or an images .npz;
-    layer_scales = (conv, output) multipliers of ε (β₁, β₂ of eqs. 3–4).
+    layer_scales = (conv, output) multipliers of ε (β₁, β₂ of eqs. 3–4); `conv_fan_gamma` = γ gives
+    the paper's experimental init instead: conv std ((c_in + c_out)/2 · m²)^(−γ), output std ε·s₂.
     `lr_ntk` gives each run the step size min(lr, lr_ntk / K₀) with K₀ the trace of its initial
     tangent kernel over n (train.TrainSpec), so one sweep can span lazy and condensed inits. Data: the paper's tanh regression ("tanh"), linearly separable classes
     ("separable"), Fig. 3's matrix target ("fig3", deep-linear) or a user .npz path.
@@ -213,6 +214,7 @@ class TrainSweep(_Spec):
     kernel_size: int = 3
     hidden: int | None = None
     loss: str = "mse"
+    conv_fan_gamma: float | None = None
     lr_drops: tuple[tuple[int, float], ...] = ()
     optimizer: str = "gd"
     steps: int = 1000
@@ -287,8 +289,11 @@ class TrainSweep(_Spec):
             set_("hidden", _int_at_least("hidden", self.hidden, 1))
         if self.loss not in ("mse", "cross_entropy"):
             raise ConfigError(f"unknown loss {self.loss!r}; known: ['mse', 'cross_entropy']")
-        if self.model != "cnn" and (self.loss != "mse" or self.hidden is not None or self.conv_layers != 1):
-            raise ConfigError(f"loss, hidden and conv_layers are cnn settings; model is {self.model!r}")
+        if self.conv_fan_gamma is not None:
+            set_("conv_fan_gamma", _finite("conv_fan_gamma", self.conv_fan_gamma))
+        if self.model != "cnn" and (self.loss != "mse" or self.hidden is not None or self.conv_layers != 1
+                                    or self.conv_fan_gamma is not None):
+            raise ConfigError(f"loss, hidden, conv_layers and conv_fan_gamma are cnn settings; model is {self.model!r}")
         set_("alpha", _positive_finite("alpha", self.alpha))
         for k in ("bias", "grid", "predict_escape"):
             if not isinstance(getattr(self, k), bool):

@@ -147,6 +147,7 @@ def cnn(params, params0, v1, eps, threshold: float) -> tuple[dict, dict]:
     )
     # per kernel, for the amplitude / cos(θ_β, v₁) figure: signed cos with v₁ and ‖θ_β‖/ε
     per_kernel = jnp.stack([(theta @ v1) / jnp.where(norms > 0, norms, 1.0), norms / eps], 1)
-    # every conv layer's θ_β (vec of W_{·,·,·,β} and b_β) cosine matrix, for per-layer heatmaps
-    layers = {f"conv{i + 1}": row_cosines(model.kernel_vectors(params, i)) for i in range(1, len(params["conv"]))}
+    # deeper conv layers: D(u, v) (5) between every pair of their vectorised kernels W_{·,·,α,β}
+    # (C_{l−1}·C_l of them), for per-layer heatmaps; the first layer's matrix above is over the θ_β
+    layers = {f"conv{i + 1}": row_cosines(model.kernels(params, i)) for i in range(1, len(params["conv"]))}
     return out, dict(conv1=cos, **layers, kernels_conv1=per_kernel)

@@ -62,6 +62,9 @@ class TrainSpec:
     hidden: int | None = None
     loss: str = "mse"
     classes: int = 10
+    # the paper's experimental init (section 5.1): conv layer l at std ((c_in + c_out)/2 · m²)^(−γ)
+    # whatever ε, the output layer at ε·layer_scales[1]; None: every layer from ε (eqs. 3–4)
+    conv_fan_gamma: float | None = None
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -99,6 +102,8 @@ class TrainSpec:
                 raise ConfigError(f"kernel_size must be an integer ≥ 1, got {self.kernel_size!r}")
             if self.hidden is not None and not (isinstance(self.hidden, int) and self.hidden >= 1):
                 raise ConfigError(f"hidden must be an integer ≥ 1, got {self.hidden!r}")
+            if self.conv_fan_gamma is not None and not np.isfinite(self.conv_fan_gamma):
+                raise ConfigError(f"conv_fan_gamma must be finite, got {self.conv_fan_gamma!r}")
             if len(self.layer_scales) != 2:
                 raise ConfigError(f"a cnn takes layer_scales (conv, output), got {self.layer_scales!r}")
         elif self.loss != "mse":
@@ -210,8 +215,13 @@ def _cnn_model(spec: TrainSpec, x, y, act, dtype) -> Model:
         loss = lambda p: cnn.mse(cnn.apply(p, xs, act)[:, 0], ys)
         accuracy = lambda p: jnp.mean(jnp.round(cnn.apply(p, xs, act)[:, 0]) == jnp.round(ys))
 
+    c_ins = (x.shape[-1], *spec.channels[:-1])
+    fan_std = None if spec.conv_fan_gamma is None else jnp.asarray(
+        [((ci + co) / 2 * spec.kernel_size**2) ** -spec.conv_fan_gamma for ci, co in zip(c_ins, spec.channels)], dtype)
+
     def init(key, eps, s):
-        return cnn.init(key, tuple(x.shape[1:]), spec.channels, spec.kernel_size, eps * s[0], eps * s[1],
+        beta1 = eps * s[0] if fan_std is None else fan_std  # section 5.1: σ₁ = ((c_in + c_out)/2 · m²)^(−γ)
+        return cnn.init(key, tuple(x.shape[1:]), spec.channels, spec.kernel_size, beta1, eps * s[1],
                         spec.hidden, d_out, dtype)
 
     def measure(p, p0, eps):

@@ -176,7 +176,7 @@ def train_spec(spec: TrainSweep, width: int, gamma_prime: float = np.nan, layer_
         escape_fraction=spec.escape_fraction, cos_threshold=spec.cos_threshold, cosine_steps=spec.cosine_steps,
         top_k=min(spec.top_k, width), lr_ntk=spec.lr_ntk,
         **(dict(channels=(width,) * spec.conv_layers, kernel_size=spec.kernel_size, hidden=spec.hidden,
-                loss=spec.loss) if spec.model == "cnn" else {}),
+                loss=spec.loss, conv_fan_gamma=spec.conv_fan_gamma) if spec.model == "cnn" else {}),
     )
 
 
@@ -352,7 +352,8 @@ def _cosine_frame(spec, tspec, res, run_ids, seeds):
         for i in keep:
             for j in range(run_ids.shape[1]):
                 for c, step in enumerate(steps):
-                    rows.append((int(run_ids[i, j]), int(step), layer, tspec.width, mats[i, j, c].astype(np.float32).ravel()))
+                    # width: the side of the matrix (C for θ_β, C_{l−1}·C_l for a deeper cnn layer's kernels)
+                    rows.append((int(run_ids[i, j]), int(step), layer, mats.shape[-2], mats[i, j, c].astype(np.float32).ravel()))
     return pd.DataFrame(rows, columns=["run_id", "step", "layer", "width", "cos"])
 
 

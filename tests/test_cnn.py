@@ -156,9 +156,12 @@ def test_three_conv_layers_cross_entropy_adam(digits):
     assert loss[0] == pytest.approx(np.log(10), rel=0.01)  # uniform logits at small init
     assert loss[-1] < 0.5 * loss[0] and acc[-1] > 0.8
     assert set(res.series) >= {"rd_conv1", "rd_conv2", "rd_conv3", "share_v1", "v1_share", "amplitude"}
-    # a cosine matrix of the output channels' θ_β for every conv layer, 1 on the diagonal
-    assert {k: v.shape[1:] for k, v in res.cosines.items() if k.startswith("conv")} == {f"conv{i}": (8, 8) for i in (1, 2, 3)}
-    np.testing.assert_allclose(np.diagonal(np.asarray(res.cosines["conv3"][-1])), 1.0, rtol=1e-5)
+    # cosine matrices: conv1 over the 8 θ_β, deeper layers over all 8 × 8 kernels W_{·,·,α,β}
+    shapes = {k: v.shape[1:] for k, v in res.cosines.items() if k.startswith("conv")}
+    assert shapes == {"conv1": (8, 8), "conv2": (64, 64), "conv3": (64, 64)}
+    kern = np.asarray(cnn.kernels(res.params, 2), np.float64)
+    kern /= np.linalg.norm(kern, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(res.cosines["conv3"][-1]), kern @ kern.T, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("kwargs,words", [
@@ -230,3 +233,21 @@ def test_written_out_two_layer_gradient_equals_autodiff(act):
     assert float(loss) == pytest.approx(float(want_loss), rel=1e-12)
     for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-10, atol=1e-12)
+
+
+def test_papers_experimental_init():
+    """Section 5.1: conv layer l at std ((c_in + c_out)/2 · m²)^(−γ), the output layer at ε·s₂."""
+    from condense_jax import train
+    from condense_jax.config import ConfigError, TrainSweep
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((10, 12, 12, 3)), rng.random(10)
+    spec = train.TrainSpec(model="cnn", channels=(64, 64), kernel_size=3, conv_fan_gamma=0.5, steps=1,
+                           record_steps=(0, 1), dtype="float64")
+    p0 = train.make_train(spec, x, y)(jax.random.PRNGKey(0), 1e-4).params0
+    for layer, (c_in, c_out) in enumerate([(3, 64), (64, 64)]):
+        want = ((c_in + c_out) / 2 * 9) ** -0.5
+        assert np.std(np.asarray(p0["conv"][layer]["w"])) == pytest.approx(want, rel=0.05)
+    assert np.std(np.asarray(p0["a"])) == pytest.approx(1e-4, rel=0.05)
+    with pytest.raises(ConfigError, match="cnn settings"):
+        TrainSweep(model="three-layer", conv_fan_gamma=1.0)
