@@ -59,9 +59,9 @@ def _image_data(spec: TrainSweep):
     elif spec.data in ("tanh", "separable", "fig3"):
         raise ConfigError(f"data {spec.data!r} is not an image set; the cnn takes 'digits' or an .npz with x (n, H, W[, C]), y (n,)")
     elif Path(spec.data).is_dir():  # the user's MNIST IDX pair or CIFAR-10 batches
-        from . import image_files
+        from . import images
 
-        x, labels = image_files.load_image_dir(spec.data)
+        x, labels = images.load_image_dir(spec.data)
     else:
         from . import data
 

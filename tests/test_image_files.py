@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from condense_jax import image_files
+from condense_jax import images as image_files
 from condense_jax.cli import main
 from condense_jax.config import ConfigError
 
@@ -102,7 +102,7 @@ def test_missing_and_empty_dirs(tmp_path):
     with pytest.raises(ConfigError, match="neither"):
         image_files.load_image_dir(tmp_path)
     with pytest.raises(ConfigError, match="cannot be read"):
-        image_files.load_mnist(tmp_path / "a", tmp_path / "b")
+        image_files.load_mnist_idx(tmp_path / "a", tmp_path / "b")
 
 
 def test_cnn_sweep_on_an_idx_directory(mnist_dir, tmp_path, capsys):
