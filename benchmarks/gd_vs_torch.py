@@ -77,6 +77,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ode_vs_scipy import _loadavg  # the benchmarks' shared load-average line
+
 N_SAMPLES = 100
 LR = 0.05
 EPS = 1e-3
@@ -122,13 +125,6 @@ def wait_quiet(limit: float = 0.15, timeout: float = 30.0) -> None:
                 return
     except (OSError, ValueError):
         return
-
-
-def _loadavg() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 # ---------------------------------------------------------------------------
