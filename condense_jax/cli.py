@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import ConfigError, OdeSweep, TrainSweep, load_spec
+from .config import ConfigError, FourPhaseSweep, OdeSweep, TrainSweep, load_spec
 
 PACKAGED_SWEEPS = Path(__file__).resolve().parent / "sweeps"
 
@@ -73,7 +73,15 @@ def _finish(out: Path, manifest: dict, figure: bool, kind: str = "ode", phase_gr
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(manifest["status_counts"].items()))
     tables = " and ".join(f"{out}/{t}" for t in manifest.get("tables", ["runs", "series"]))
     print(f"wrote {manifest['n_runs']} runs to {tables} ({counts})")
+    if kind == "four_phases":
+        _four_phase_summary(out)
     if not figure:
+        return
+    if kind == "four_phases":
+        from . import four_phase_plots
+
+        for path in four_phase_plots.figures_from_dir(out, out / "figures"):
+            print(f"figure: {path}")
         return
     if kind == "train":
         from . import train_plots
@@ -98,11 +106,34 @@ def _finish(out: Path, manifest: dict, figure: bool, kind: str = "ode", phase_gr
         print(f"no figure: {e}")
 
 
+def _four_phase_summary(out: Path) -> None:
+    """Phase counts and the fit of t_I→II against log(1/ε), printed after a four-phase sweep."""
+    import numpy as np
+    import pandas as pd
+
+    from .phase_detect import PHASES, fit_log_eps
+
+    runs = pd.read_parquet(out / "runs")
+    shares = ", ".join(f"{p}: {runs[f'phase_{p}'].mean():.0%}" for p in PHASES)
+    print(f"runs showing each phase: {shares}")
+    for col in ("t_I_II", "t_drop"):
+        fit = fit_log_eps(runs, col)
+        if not np.isfinite(fit["slope"]):
+            print(f"{col}: too few runs or init scales to fit against log(1/ε) ({fit['n']} runs)")
+            continue
+        print(f"{col} = {fit['intercept']:.3g} + ({fit['slope']:.3g} ± {fit['stderr']:.2g})·log(1/ε) over {fit['n']} runs")
+
+
 def _run_spec(spec, out: Path, quiet: bool, figure: bool) -> int:
     from . import sweep, train_sweep
 
     _enable_compilation_cache()
-    if isinstance(spec, TrainSweep):
+    if isinstance(spec, FourPhaseSweep):
+        from . import four_phases
+
+        manifest = four_phases.run_four_phases(spec, out, progress=not quiet)
+        _finish(out, manifest, figure, "four_phases")
+    elif isinstance(spec, TrainSweep):
         manifest = train_sweep.run_train_sweep(spec, out, progress=not quiet)
         phase_grid = len(spec.widths) >= 2 and spec.outer_axis()[0] != ""
         _finish(out, manifest, figure, "train", phase_grid)
@@ -154,6 +185,20 @@ def cmd_train(args) -> int:
     activations.get(spec.activation)
     print(f"training {spec.model} ({spec.activation}): {spec.n_runs} runs × {spec.steps} steps -> {args.out}")
     return _run_spec(spec, Path(args.out), args.quiet, not args.no_figure)
+
+
+def cmd_four_phases(args) -> int:
+    fields = ("widths", "init_scales", "n", "delta", "spread", "d", "positive_fraction", "negative_norm", "data",
+              "data_seed", "allow_nonseparable", "loss", "init", "method", "t_min", "t_max", "n_records", "lr", "lr_rel",
+              "lr_max", "dtype", "loss_threshold", "diverge_factor", "neuron_seeds", "cos_tol", "chunk_size", "name")
+    given = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
+    if args.digits is not None:
+        given["digits"] = tuple(args.digits)
+    seeds = args.seed_list if args.seed_list is not None else args.seeds
+    spec = FourPhaseSweep(seeds=seeds, **given)
+    out = Path(args.out)
+    print(f"four-phase sweep: {spec.n_runs} runs -> {out}")
+    return _run_spec(spec, out, args.quiet, not args.no_figure)
 
 
 def cmd_ode(args) -> int:
@@ -209,6 +254,14 @@ def cmd_plot(args) -> int:
               f"min measured C(t) = {nums['min_thm2_rate']:.6g} (Theorem 1: >= 1)")
         print(f"T* ~ m^{w['slope']:.3f} ± {w['stderr']:.3f}; T* ~ (|a0|/|c0|)^{i['slope']:.3f} ± {i['stderr']:.3f}")
         for path in paths:
+            print(f"figure: {path}")
+        return 0
+    if args.figure == "phases":
+        from . import four_phase_plots
+
+        if (out / "runs").is_dir():
+            _four_phase_summary(out)
+        for path in four_phase_plots.figures_from_dir(out, Path(args.output) if args.output else None):
             print(f"figure: {path}")
         return 0
     if args.figure == "train":
@@ -376,6 +429,50 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--output", help="figure directory (default: RESULT/figures)")
     ph.set_defaults(func=cmd_phase)
 
+    fp = sub.add_parser(
+        "four-phases",
+        help="the four phases of a two-layer ReLU classifier from small init, detected per run",
+        description="Train f(x) = Σ a_k relu(w_k·x) (bias-free, both layers) on linearly separable two-class data "
+        "by small-step GD or gradient flow (Diffrax) over widths × n × Δ × init scales × seeds; detect each run's "
+        "phases (I condensation, II saddle-to-plateau, III plateau escape, IV convergence) and write "
+        "DIR/runs, DIR/series, DIR/neurons (Parquet) and figures. Defaults: sweeps/four_phases.toml's setting.",
+        formatter_class=_Help,
+    )
+    fp.add_argument("--out", required=True, help="result directory")
+    fp.add_argument("--widths", type=int, nargs="+", metavar="M", help="hidden widths m (default 50)")
+    fp.add_argument("--init-scales", type=float, nargs="+", metavar="ε", help="init scales ε (default 1e-2 … 1e-6)")
+    fp.add_argument("--seeds", type=int, default=16, metavar="N", help="number of seeds (0..N-1)")
+    fp.add_argument("--seed-list", type=int, nargs="*", metavar="S", help="explicit seeds instead of --seeds")
+    fp.add_argument("--data", help="angled (default), orthogonal, digits or an .npz with x (n, d), y = ±1")
+    fp.add_argument("--n", type=int, nargs="+", metavar="N", help="samples per data set (default 100)")
+    fp.add_argument("--delta", type=float, nargs="+", metavar="Δ", help="angle between the class centres, degrees in (0, 180] (default 60)")
+    fp.add_argument("--spread", type=float, help="angular spread of each class, ± degrees (default 15)")
+    fp.add_argument("--d", type=int, help="input dimension of the angled data (default 2)")
+    fp.add_argument("--positive-fraction", type=float, help="share of positive samples (default 0.75)")
+    fp.add_argument("--negative-norm", type=float, help="norm factor of the negative class (default 1)")
+    fp.add_argument("--digits", type=int, nargs=2, metavar=("A", "B"), help="digit pair for --data digits (default 0 1)")
+    fp.add_argument("--data-seed", type=int, help="seed of the generated data (default 0)")
+    fp.add_argument("--allow-nonseparable", action="store_true", default=None, help="train on data no hyperplane through 0 separates")
+    fp.add_argument("--loss", choices=["logistic", "exponential"], help="default logistic")
+    fp.add_argument("--init", choices=["gaussian", "balanced"], help="independent Gaussian (default) or |a_k| = ‖w_k‖")
+    fp.add_argument("--method", choices=["gd", "gf"], help="small-step GD (default) or gradient flow with Diffrax")
+    fp.add_argument("--t-min", type=float, help="first record time (default 0.1)")
+    fp.add_argument("--t-max", type=float, help="last record time (default 2000)")
+    fp.add_argument("--n-records", type=int, help="log-spaced record times (default 80)")
+    fp.add_argument("--lr", type=float, help="GD: smallest step (default 0.05)")
+    fp.add_argument("--lr-rel", type=float, help="GD: the step grows to this × t (default 0.01)")
+    fp.add_argument("--lr-max", type=float, help="GD: largest step (default 1)")
+    fp.add_argument("--dtype", choices=["float32", "float64"], help="default float32 (use float64 with --method gf)")
+    fp.add_argument("--loss-threshold", type=float, help="freeze a run once its loss is at most this (status converged)")
+    fp.add_argument("--diverge-factor", type=float, help="a loss above this × the initial loss is divergence (default 1e6)")
+    fp.add_argument("--neuron-seeds", type=int, help="per-neuron records for the first this many seeds (default 2)")
+    fp.add_argument("--cos-tol", type=float, help="condensation: every live neuron within this cos of its group (default 0.98)")
+    fp.add_argument("--chunk-size", type=int, help="seeds per compiled call (default: all)")
+    fp.add_argument("--name", help="name of the sweep (in the manifest)")
+    fp.add_argument("--no-figure", action="store_true", help="do not draw figures")
+    fp.add_argument("--quiet", action="store_true", help="no progress output")
+    fp.set_defaults(func=cmd_four_phases)
+
     pl = sub.add_parser("plot", help="figures from a result directory")
     plsub = pl.add_subparsers(dest="figure", required=True, parser_class=_Parser)
     t = plsub.add_parser("tstar", help="T* against Theorem 1's bound, E(t) between its envelopes")
@@ -390,6 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("result", help="result directory written by `condense train` or `condense run`")
     tp.add_argument("--output", help="folder for the PNGs (default: RESULT/figures)")
     tp.set_defaults(func=cmd_plot)
+    pp = plsub.add_parser("phases", help="four-phase figures: timelines, neuron arrows, boundary times across the sweep")
+    pp.add_argument("result", help="result directory written by `condense four-phases` or `condense run`")
+    pp.add_argument("--output", help="folder for the PNGs (default: RESULT/figures)")
+    pp.set_defaults(func=cmd_plot)
     return p
 
 

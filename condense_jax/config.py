@@ -364,6 +364,116 @@ class TrainSweep(_Spec):
 
 
 
+@dataclasses.dataclass(frozen=True)
+class FourPhaseSweep(_Spec):
+    """A sweep of the two-layer bias-free ReLU classifier (issue #8): widths × n × Δ × init scales ×
+    seeds, each run's four phases detected (phase_detect.py).
+
+    Data: "angled" (two classes at angle Δ with an angular `spread`, `positive_fraction` of them
+    positive, the negative class's norms × `negative_norm`; two_class.angled_classes), "orthogonal",
+    "digits" (the pair `digits` of scikit-learn's bundled set) or a user .npz (x, y = ±1). Each
+    (n, Δ) point draws its data once with `data_seed`; the seeds draw the inits. Data that no
+    hyperplane through the origin separates is refused unless `allow_nonseparable`.
+    `method` "gd" (small-step GD, relu_flow.descent_schedule) or "gf" (Diffrax gradient flow);
+    records on `n_records` log-spaced times in [t_min, t_max].
+    """
+
+    widths: tuple[int, ...] = (50,)
+    init_scales: tuple[float, ...] = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+    seeds: tuple[int, ...] = tuple(range(64))
+    data: str = "angled"
+    n: tuple[int, ...] = (100,)
+    delta: tuple[float, ...] = (60.0,)
+    spread: float = 15.0
+    d: int = 2
+    positive_fraction: float = 0.75
+    negative_norm: float = 1.0
+    digits: tuple[int, int] = (0, 1)
+    data_seed: int = 0
+    allow_nonseparable: bool = False
+    loss: str = "logistic"
+    init: str = "gaussian"
+    method: str = "gd"
+    t_min: float = 0.1
+    t_max: float = 2000.0
+    n_records: int = 80
+    lr: float = 0.05
+    lr_rel: float = 0.01
+    lr_max: float = 1.0
+    rtol: float = 1e-6
+    atol: float = 1e-9
+    dtype: str = "float32"
+    loss_threshold: float = 0.0
+    diverge_factor: float = 1e6
+    neuron_seeds: int = 2  # per-neuron series (norms, cosines, plane coordinates) for the first seeds
+    cos_tol: float = 0.98
+    drop_tol: float = 0.02
+    steep_slope: float = 1.5
+    plateau_slope: float = 0.6
+    plateau_min_loss: float = 0.02
+    conv_band: tuple[float, float] = (0.8, 1.6)
+    chunk_size: int | None = None  # seeds per compiled call; None: all
+    name: str = "four_phases"
+    KIND = "four_phases"
+    LIST_KEYS = ("widths", "init_scales", "n", "delta")
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)
+        set_("widths", _nonempty_unique("widths", self.widths, lambda n, v: _int_at_least(n, v, 1)))
+        set_("init_scales", _nonempty_unique("init_scales", self.init_scales, _positive_finite))
+        set_("seeds", _seeds(self.seeds))
+        set_("n", _nonempty_unique("n", self.n, lambda n, v: _int_at_least(n, v, 2)))
+        set_("delta", _nonempty_unique("delta", self.delta, _finite))
+        for dl in self.delta:
+            if not 0 < dl <= 180:
+                raise ConfigError(f"delta (the angle between the class centres) must lie in (0, 180] degrees, got {dl!r}")
+        set_("spread", _finite_nonnegative("spread", self.spread))
+        if self.data == "angled" and self.spread >= min(self.delta) / 2:
+            raise ConfigError(f"spread = {self.spread:g} must be below Δ/2 = {min(self.delta) / 2:g} degrees (the classes would overlap)")
+        set_("d", _int_at_least("d", self.d, 2))
+        set_("positive_fraction", _positive_finite("positive_fraction", self.positive_fraction))
+        if not self.positive_fraction < 1:
+            raise ConfigError(f"positive_fraction must lie in (0, 1), got {self.positive_fraction!r}")
+        set_("negative_norm", _positive_finite("negative_norm", self.negative_norm))
+        if not (isinstance(self.digits, (list, tuple)) and len(self.digits) == 2):
+            raise ConfigError(f"digits must be a pair of digits [a, b], got {self.digits!r}")
+        set_("digits", tuple(_int_at_least("digits entry", v, 0) for v in self.digits))
+        set_("data_seed", _int_at_least("data_seed", self.data_seed, 0))
+        if not isinstance(self.data, str) or not (self.data in ("angled", "orthogonal", "digits") or self.data.endswith(".npz")):
+            raise ConfigError(f"data must be 'angled', 'orthogonal', 'digits' or a path to an .npz file, got {self.data!r}")
+        for k in ("allow_nonseparable",):
+            if not isinstance(getattr(self, k), bool):
+                raise ConfigError(f"{k} must be true or false, got {getattr(self, k)!r}")
+        for k, allowed in (("loss", ("logistic", "exponential")), ("init", ("gaussian", "balanced")), ("method", ("gd", "gf")),
+                           ("dtype", ("float32", "float64"))):
+            if getattr(self, k) not in allowed:
+                raise ConfigError(f"unknown {k} {getattr(self, k)!r}; known: {list(allowed)}")
+        for k in ("t_min", "t_max", "lr", "lr_max", "rtol", "atol", "diverge_factor", "steep_slope", "plateau_slope"):
+            set_(k, _positive_finite(k, getattr(self, k)))
+        for k in ("lr_rel", "loss_threshold", "plateau_min_loss"):
+            set_(k, _finite_nonnegative(k, getattr(self, k)))
+        if self.t_max <= self.t_min:
+            raise ConfigError(f"t_max = {self.t_max:g} must exceed t_min = {self.t_min:g}")
+        set_("n_records", _int_at_least("n_records", self.n_records, 4))
+        set_("neuron_seeds", _int_at_least("neuron_seeds", self.neuron_seeds, 0))
+        if self.chunk_size is not None:
+            set_("chunk_size", _int_at_least("chunk_size", self.chunk_size, 1))
+        if not (isinstance(self.conv_band, (list, tuple)) and len(self.conv_band) == 2):
+            raise ConfigError(f"conv_band must be a pair [low, high], got {self.conv_band!r}")
+        set_("conv_band", tuple(_positive_finite("conv_band entry", v) for v in self.conv_band))
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"name must be a non-empty string, got {self.name!r}")
+
+    @property
+    def n_runs(self) -> int:
+        n = 1 if self.data.endswith(".npz") else len(self.n)
+        delta = len(self.delta) if self.data == "angled" else 1
+        return len(self.widths) * n * delta * len(self.init_scales) * len(self.seeds)
+
+
+SPEC_KINDS = {"ode": OdeSweep, "train": TrainSweep, "four_phases": FourPhaseSweep}
+
+
 def load_spec(path: str | Path, variant: str | None = None) -> tuple[OdeSweep | TrainSweep, dict]:
     """Read a sweep spec TOML file: top-level `kind` ("ode" or "train"), optional `name`, `out`,
     the `[ode]` or `[train]` table, and optional variants `[variants.NAME]` whose keys override
@@ -381,12 +491,12 @@ def parse_spec(text: str, where: str, variant: str | None = None) -> tuple[OdeSw
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{where} is not valid TOML: {e}") from None
-    unknown = sorted(set(doc) - {"kind", "name", "out", "ode", "train", "variants"})
+    unknown = sorted(set(doc) - {"kind", "name", "out", "variants", *SPEC_KINDS})
     if unknown:
-        raise ConfigError(f"{where}: unknown top-level key(s) {unknown}; expected kind, name, out, [ode] or [train], [variants.*]")
+        raise ConfigError(f"{where}: unknown top-level key(s) {unknown}; expected kind, name, out, [ode], [train] or [four_phases], [variants.*]")
     kind = doc.get("kind", "ode")
-    if kind not in ("ode", "train"):
-        raise ConfigError(f"{where}: unknown kind {kind!r} (supported: 'ode', 'train')")
+    if kind not in SPEC_KINDS:
+        raise ConfigError(f"{where}: unknown kind {kind!r} (supported: {', '.join(map(repr, SPEC_KINDS))})")
     table = doc.get(kind, {})
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: [{kind}] must be a table")
@@ -399,7 +509,7 @@ def parse_spec(text: str, where: str, variant: str | None = None) -> tuple[OdeSw
         name = f"{name or kind}_{variant}"
     if name is not None:
         table = {**table, "name": name}
-    spec = (OdeSweep if kind == "ode" else TrainSweep).from_mapping(table, where)
+    spec = SPEC_KINDS[kind].from_mapping(table, where)
     extra = {"out": doc.get("out")}
     if extra["out"] is not None and not isinstance(extra["out"], str):
         raise ConfigError(f"{where}: out must be a path string, got {extra['out']!r}")

@@ -19,3 +19,36 @@ def use_all_cpu_cores() -> int:
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={max(1, n)}".strip()
     return n
+
+
+def split_seeds(grid, n_shared: int):
+    """jit of `grid(keys, *shared)` with the seeds (the leading axis of `keys` and of every output)
+    split over the local devices by shard_map, each device running its share with no
+    communication; the `n_shared` other arguments are replicated. The seeds are padded to a
+    multiple of the device count (repeating the first) and the padding dropped. One device: jit."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import Mesh, PartitionSpec
+
+    devices = jax.local_devices()
+    if len(devices) == 1:
+        return jax.jit(grid)
+    sharded = jax.jit(
+        jax.shard_map(
+            grid,
+            mesh=Mesh(np.array(devices), ("seeds",)),
+            in_specs=(PartitionSpec("seeds"),) + (PartitionSpec(),) * n_shared,
+            out_specs=PartitionSpec("seeds"),
+            check_vma=False,
+        )
+    )
+
+    def run(keys, *shared):
+        n = len(keys)
+        extra = -n % len(devices)
+        keys = jnp.concatenate([keys, jnp.repeat(keys[:1], extra, 0)]) if extra else keys
+        out = sharded(keys, *(jnp.asarray(v) for v in shared))
+        return jax.tree_util.tree_map(lambda v: v[:n], out)
+
+    return run

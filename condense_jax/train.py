@@ -436,29 +436,11 @@ def batched(spec: TrainSpec, x, y) -> Callable:
         grid = lambda keys, scales: jax.lax.map(lambda k: per_key(k, scales), keys)
     else:
         grid = jax.vmap(per_key, in_axes=(0, None))
-    devices = jax.local_devices()
     # deep-linear records call LAPACK (svd) inside the loop; under shard_map over several XLA CPU
     # host devices that hangs (observed with jax 0.10.2), and its m×m×m products thread well on
     # one device anyway
-    if len(devices) == 1 or spec.model == "deep-linear":
+    if spec.model == "deep-linear":
         return jax.jit(grid)
-    from jax.sharding import Mesh, PartitionSpec
+    from .devices import split_seeds
 
-    sharded = jax.jit(
-        jax.shard_map(
-            grid,
-            mesh=Mesh(np.array(devices), ("seeds",)),
-            in_specs=(PartitionSpec("seeds"), PartitionSpec()),
-            out_specs=PartitionSpec("seeds"),
-            check_vma=False,
-        )
-    )
-
-    def run(keys, scales):
-        n = len(keys)
-        extra = -n % len(devices)
-        keys = jnp.concatenate([keys, jnp.repeat(keys[:1], extra, 0)]) if extra else keys
-        out = sharded(keys, jnp.asarray(scales))
-        return jax.tree_util.tree_map(lambda v: v[:n], out)
-
-    return run
+    return split_seeds(grid, 1)

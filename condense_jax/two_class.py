@@ -19,28 +19,37 @@ def _int(name: str, value, low: int) -> int:
     return int(value)
 
 
-def _labels(n: int, rng) -> np.ndarray:
-    y = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+def _labels(n: int, rng, positive_fraction: float = 0.5) -> np.ndarray:
+    y = np.where(rng.random(n) < positive_fraction, 1.0, -1.0)
     y[0], y[-1] = 1.0, -1.0  # both classes present
     return y
 
 
-def angled_classes(n: int = 100, d: int = 2, delta: float = 120.0, spread: float = 15.0, seed: int = 0):
+def angled_classes(n: int = 100, d: int = 2, delta: float = 120.0, spread: float = 15.0, seed: int = 0,
+                   positive_fraction: float = 0.5, negative_norm: float = 1.0):
     """Two classes around unit centres x₊ = e₁ and x₋ at angle Δ (degrees) from it in the (e₁, e₂)
     plane; each point is its centre rotated in that plane by a uniform angle in [−spread, spread]
-    degrees (plus, for d > 2, a small seeded component out of the plane), with a norm in [0.5, 1.5].
+    degrees (plus, for d > 2, a small seeded component out of the plane), with a norm in [0.5, 1.5]
+    (times `negative_norm` for the negative class). Each label is +1 with probability
+    `positive_fraction` (both classes always present); unequal classes (in size or norm) pull the
+    two groups of neurons at different rates, which is what makes a plateau (issue #8).
     Δ ∈ (0, 180] and spread < Δ/2, so the two arcs of directions do not overlap and each is under
     180°: such data is always separable through the origin (check_separable certifies it)."""
     n, d, seed = _int("n", n, 2), _int("d", d, 2), _int("seed", seed, 0)
     delta, spread = float(delta), float(spread)
+    p, scale = float(positive_fraction), float(negative_norm)
+    if not (np.isfinite(p) and 0 < p < 1):
+        raise ConfigError(f"positive_fraction must lie in (0, 1), got {positive_fraction!r}")
+    if not (np.isfinite(scale) and scale > 0):
+        raise ConfigError(f"negative_norm must be positive and finite, got {negative_norm!r}")
     if not (np.isfinite(delta) and 0 < delta <= 180):
         raise ConfigError(f"the angle Δ between the class centres must lie in (0, 180] degrees, got {delta!r}")
     if not (np.isfinite(spread) and 0 <= spread < delta / 2):
         raise ConfigError(f"the angular spread must lie in [0, Δ/2) = [0, {delta / 2:g}) degrees, got {spread!r}")
     rng = np.random.default_rng(seed)
-    y = _labels(n, rng)
+    y = _labels(n, rng, p)
     angle = np.where(y > 0, 0.0, np.deg2rad(delta)) + np.deg2rad(rng.uniform(-spread, spread, n))
-    radius = rng.uniform(0.5, 1.5, n)
+    radius = rng.uniform(0.5, 1.5, n) * np.where(y > 0, 1.0, scale)
     x = np.zeros((n, d))
     x[:, 0], x[:, 1] = radius * np.cos(angle), radius * np.sin(angle)
     if d > 2:
@@ -98,5 +107,5 @@ def check_separable(x, y, what: str = "data", allow: bool = False) -> np.ndarray
     w = separating_direction(x, y)
     if w is None and not allow:
         raise ConfigError(f"{what} is not linearly separable through the origin (no w with yᵢ w·xᵢ > 0 for all i); "
-                          "pass the override to train on it anyway")
+                          "set allow_nonseparable (--allow-nonseparable) to train on it anyway")
     return w

@@ -1,0 +1,177 @@
+"""Four-phase sweeps (issue #8): expand a FourPhaseSweep into compiled calls, detect, write Parquet.
+
+For each (width, n) one compiled function runs jit(vmap(vmap(run))) over seeds × init scales
+(relu_flow.py), with the data an argument so every Δ of that shape reuses it. Each chunk's records
+go through the detector (phase_detect.py) and are written at once:
+
+    runs/     one row per run: grid values, status, phase boundary times and flags, final state
+    series/   long format on the record times: loss, accuracy, margin, live/dead, pattern changes, …
+    neurons/  per neuron (the first `neuron_seeds` seeds of each point): norm, a_k, cos with x₊, x₋,
+              and coordinates in the plane of (x₊, x₋) — the arrows of the condensation figure
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .config import FourPhaseSweep
+
+SERIES = ("loss", "accuracy", "margin", "param_norm", "live", "active", "pattern_changes", "in_s_plus", "in_s_minus",
+          "stable_rank", "align_pos", "align_neg", "cond_pos", "cond_neg", "max_neuron_norm")
+NEURON = {"neuron_norm": "norm", "neuron_a": "a", "neuron_cos_pos": "cos_pos", "neuron_cos_neg": "cos_neg",
+          "neuron_u": "u", "neuron_v": "v"}
+
+
+def load_data(spec: FourPhaseSweep, n: int, delta: float):
+    """(x, y) of one grid point, checked separable through the origin (unless allowed)."""
+    from . import two_class
+
+    if spec.data == "angled":
+        x, y = two_class.angled_classes(n, spec.d, delta, spec.spread, spec.data_seed, spec.positive_fraction, spec.negative_norm)
+    elif spec.data == "orthogonal":
+        x, y = two_class.orthogonal_classes(n, max(spec.d, n), spec.data_seed)
+    elif spec.data == "digits":
+        x, y = two_class.digit_pair(*spec.digits, n=n, seed=spec.data_seed)
+    else:
+        from .data import load_xy
+
+        x, y = load_xy(spec.data)
+        x = x.reshape(len(x), -1)
+    two_class.check_separable(x, y, f"data {spec.data!r}", allow=spec.allow_nonseparable)
+    return np.asarray(x, float), np.asarray(y, float)
+
+
+def points(spec: FourPhaseSweep):
+    """The (n, Δ) data points of the grid: Δ only for the angled data, n not for a user file."""
+    deltas = spec.delta if spec.data == "angled" else (float("nan"),)
+    ns = (None,) if spec.data.endswith(".npz") else spec.n
+    return [(n, dl) for n in ns for dl in deltas]
+
+
+def flow_spec(spec: FourPhaseSweep, width: int):
+    from .relu_flow import FlowSpec
+
+    return FlowSpec(width=width, loss=spec.loss, init=spec.init, method=spec.method,
+                    times=tuple(np.geomspace(spec.t_min, spec.t_max, spec.n_records)), lr=spec.lr,
+                    lr_rel=spec.lr_rel, lr_max=spec.lr_max, rtol=spec.rtol, atol=spec.atol, dtype=spec.dtype,
+                    diverge_factor=spec.diverge_factor, loss_threshold=spec.loss_threshold)
+
+
+def detector(spec: FourPhaseSweep):
+    from .phase_detect import Detector
+
+    return Detector(spec.cos_tol, spec.drop_tol, spec.steep_slope, spec.plateau_slope, spec.plateau_min_loss, spec.conv_band)
+
+
+def batched(fspec, dirs):
+    """`run(keys (S, 2), eps (E,), x, y)` → RunResult with leading axes (S, E): jit(vmap(vmap)),
+    the seeds split over the local devices (devices.split_seeds)."""
+    import jax
+
+    from . import relu_flow
+    from .devices import split_seeds
+
+    one = (relu_flow.make_flow if fspec.method == "gf" else relu_flow.make_descent)(fspec, dirs)
+    grid = jax.vmap(jax.vmap(one, in_axes=(None, 0, None, None)), in_axes=(0, None, None, None))
+    return split_seeds(grid, 3)
+
+
+def _keys(seeds, width: int):
+    import jax
+
+    return jax.numpy.stack([jax.random.fold_in(jax.random.PRNGKey(int(s)), int(width)) for s in seeds])
+
+
+def run_tables(spec: FourPhaseSweep, width: int, point: int, n: int, delta: float, seeds, res) -> dict:
+    """runs, series and neurons frames of one chunk; res has leading axes (seeds, init scales)."""
+    import pandas as pd
+
+    from .phase_detect import detect_runs
+    from .relu_flow import STATUS_CODES
+
+    eps = np.asarray(spec.init_scales, float)
+    S, E = len(seeds), len(eps)
+    rec = res.records
+    flat = lambda v: np.asarray(v).reshape((S * E,) + np.shape(v)[2:])  # run order: seed-major
+    t = np.asarray(res.times).reshape(-1, np.shape(res.times)[-1])[0]
+    seed_col, eps_col = np.repeat(np.asarray(seeds), E), np.tile(eps, S)
+    ids = run_ids(spec, width, point, seeds)
+    series = {k: flat(getattr(rec, k)) for k in SERIES}
+    cond = np.minimum(series["cond_pos"], series["cond_neg"])
+    found = pd.DataFrame(detect_runs(t, series["loss"], cond, series["pattern_changes"], series["accuracy"], detector(spec)))
+    m = width
+    runs = pd.DataFrame({
+        "run_id": ids, "width": width, "n": n, "delta": delta, "init_scale": eps_col, "seed": seed_col,
+        "log_inv_eps": np.log(1 / eps_col),
+        "status": [STATUS_CODES[int(c)] for c in flat(res.status)],
+        "stop_time": flat(res.stop_time).astype(float),
+        "final_loss": series["loss"][:, -1].astype(float),
+        "final_accuracy": series["accuracy"][:, -1].astype(float),
+        "final_margin": series["margin"][:, -1].astype(float),
+        "final_stable_rank": series["stable_rank"][:, -1].astype(float),
+        "frac_s_plus": series["in_s_plus"][:, -1] / m,
+        "frac_s_minus": series["in_s_minus"][:, -1] / m,
+        "frac_dead": 1.0 - series["live"][:, -1] / m,
+    })
+    runs = pd.concat([runs, found], axis=1)
+    R = len(t)
+    long = pd.DataFrame({"run_id": np.repeat(ids, R), "t": np.tile(t, S * E)})
+    for k, v in series.items():
+        long[k] = v.reshape(-1).astype(float if v.dtype.kind == "f" else np.int64)
+    long["dead"] = m - long["live"]
+    keep = np.isin(seed_col, spec.seeds[: spec.neuron_seeds])
+    neurons = pd.DataFrame()
+    if keep.any():
+        K = int(keep.sum())
+        neurons = pd.DataFrame({"run_id": np.repeat(ids[keep], R * m), "t": np.tile(np.repeat(t, m), K),
+                                "neuron": np.tile(np.arange(m), K * R)})
+        for k, col in NEURON.items():
+            neurons[col] = flat(getattr(rec, k))[keep].reshape(-1).astype(float)
+    return {"runs": runs, "series": long, "neurons": neurons}
+
+
+def run_ids(spec: FourPhaseSweep, width: int, point: int, seeds) -> np.ndarray:
+    """Run ids of one chunk (seed-major, then init scale): each run's index in the full grid
+    widths × data points × init scales × seeds, so an id does not depend on the chunking."""
+    P, E, S = len(points(spec)), len(spec.init_scales), len(spec.seeds)
+    w = spec.widths.index(width)
+    s = np.array([spec.seeds.index(int(v)) for v in seeds])
+    return (((w * P + point) * E + np.arange(E)[None, :]) * S + s[:, None]).reshape(-1).astype(np.int64)
+
+
+def _chunks(spec: FourPhaseSweep, data: dict):
+    import jax
+
+    from .relu_flow import class_directions
+
+    per = spec.chunk_size or len(spec.seeds)
+    for width in spec.widths:
+        fspec = flow_spec(spec, width)
+        cache = {}
+        for point, ((_, delta), (x, y)) in enumerate(data.items()):
+            dirs = class_directions(x, y)
+            # the class directions are baked into the records; one compile per data shape and Δ
+            key = (x.shape, tuple(np.round(np.concatenate(dirs), 12)))
+            if key not in cache:
+                cache[key] = batched(fspec, dirs)
+            run = cache[key]
+            for lo in range(0, len(spec.seeds), per):
+                seeds = spec.seeds[lo:lo + per]
+                res = jax.device_get(run(_keys(seeds, width), np.asarray(spec.init_scales, fspec.dtype), x, y))
+                yield run_tables(spec, width, point, len(x), delta, seeds, res)
+
+
+def run_four_phases(spec: FourPhaseSweep, out: Path, progress: bool = True) -> dict:
+    """Run a four-phase sweep into `out`; returns the manifest."""
+    from .sweep import _run_into
+
+    data = {pt: load_data(spec, *pt) for pt in points(spec)}  # every point checked before any run
+    import hashlib
+
+    digest = hashlib.sha256(b"".join(np.ascontiguousarray(v).tobytes() for xy in data.values() for v in xy)).hexdigest()[:16]
+    extra = {"data_sha256": digest}
+    n_runs = len(spec.widths) * len(data) * len(spec.init_scales) * len(spec.seeds)
+    return _run_into(out, {**spec.to_dict(), **extra}, spec.config_hash(extra), n_runs, spec.name,
+                     _chunks(spec, data), progress)
