@@ -259,9 +259,9 @@ def cmd_plot(args) -> int:
     if args.figure == "phases":
         from . import four_phase_plots
 
-        if (out / "runs").is_dir():
-            _four_phase_summary(out)
-        for path in four_phase_plots.figures_from_dir(out, Path(args.output) if args.output else None):
+        paths = four_phase_plots.figures_from_dir(out, Path(args.output) if args.output else None)  # checks the tables
+        _four_phase_summary(out)
+        for path in paths:
             print(f"figure: {path}")
         return 0
     if args.figure == "train":

@@ -107,6 +107,7 @@ def run_tables(spec: FourPhaseSweep, width: int, point: int, n: int, delta: floa
         "log_inv_eps": np.log(1 / eps_col),
         "status": [STATUS_CODES[int(c)] for c in flat(res.status)],
         "stop_time": flat(res.stop_time).astype(float),
+        "stop_step": pd.array(np.where(flat(res.stop_step) >= 0, flat(res.stop_step), -1), dtype="Int64"),
         "final_loss": series["loss"][:, -1].astype(float),
         "final_accuracy": series["accuracy"][:, -1].astype(float),
         "final_margin": series["margin"][:, -1].astype(float),
@@ -115,6 +116,7 @@ def run_tables(spec: FourPhaseSweep, width: int, point: int, n: int, delta: floa
         "frac_s_minus": series["in_s_minus"][:, -1] / m,
         "frac_dead": 1.0 - series["live"][:, -1] / m,
     })
+    runs.loc[runs["stop_step"] < 0, "stop_step"] = pd.NA  # gradient flow takes no steps
     runs = pd.concat([runs, found], axis=1)
     R = len(t)
     long = pd.DataFrame({"run_id": np.repeat(ids, R), "t": np.tile(t, S * E)})

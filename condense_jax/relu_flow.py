@@ -253,6 +253,7 @@ class RunResult(NamedTuple):
     times: jnp.ndarray  # the times actually reached (GD: Σ h_k at the record's step)
     status: jnp.ndarray  # 0 finished, 1 diverged, 2 converged
     stop_time: jnp.ndarray  # time the run was frozen at (the last time if it never was)
+    stop_step: jnp.ndarray  # GD: the step it was frozen at (the step count if never); GF: −1
     params0: Params
     params: Params
 
@@ -278,26 +279,27 @@ def make_descent(spec: FlowSpec, dirs) -> callable:
         loss0 = loss_value(p0, x, y, spec.loss)
 
         def step(i, carry):
-            p, status, stop = carry
+            p, status, stop, stop_step = carry
             loss, grad = value_and_grad(p, x, y, spec.loss)
             running = status == 0
             bad = running & (~jnp.isfinite(loss) | (loss > spec.diverge_factor * loss0))
             done = running & ~bad & (spec.loss_threshold > 0) & (loss <= spec.loss_threshold)
             status = jnp.where(bad, 1, jnp.where(done, 2, status))
             stop = jnp.where(bad | done, clock[i], stop)
+            stop_step = jnp.where(bad | done, i, stop_step)
             new = jax.tree_util.tree_map(lambda q, g: q - steps[i] * g, p, grad)
-            return _select(status == 0, new, p), status, stop
+            return _select(status == 0, new, p), status, stop, stop_step
 
         def interval(carry, k):
-            p, status, stop, pattern = carry
-            p, status, stop = jax.lax.fori_loop(starts[k], ends[k], step, (p, status, stop))
+            p, status, stop, stop_step, pattern = carry
+            p, status, stop, stop_step = jax.lax.fori_loop(starts[k], ends[k], step, (p, status, stop, stop_step))
             rec, pattern = record(p, pattern, x, y, spec.loss, dirs)
-            return (p, status, stop, pattern), rec
+            return (p, status, stop, stop_step, pattern), rec
 
         pattern0 = (x @ p0.w.T) > 0
-        carry0 = (p0, jnp.int32(0), clock[-1], pattern0)
-        (p, status, stop, _), recs = jax.lax.scan(interval, carry0, jnp.arange(len(counts)))
-        return RunResult(recs, clock[ends], status, stop, p0, p)
+        carry0 = (p0, jnp.int32(0), clock[-1], jnp.int32(len(hs)), pattern0)
+        (p, status, stop, stop_step, _), recs = jax.lax.scan(interval, carry0, jnp.arange(len(counts)))
+        return RunResult(recs, clock[ends], status, stop, stop_step, p0, p)
 
     return run
 
@@ -353,6 +355,7 @@ def make_flow(spec: FlowSpec, dirs) -> callable:
             return pattern, r
 
         _, recs = jax.lax.scan(rec, (x @ p0.w.T) > 0, ps)
-        return RunResult(recs, times, status.astype(jnp.int32), stop, p0, jax.tree_util.tree_map(lambda v: v[last], ps))
+        final = jax.tree_util.tree_map(lambda v: v[last], ps)
+        return RunResult(recs, times, status.astype(jnp.int32), stop, jnp.int32(-1), p0, final)
 
     return run

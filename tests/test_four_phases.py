@@ -238,6 +238,16 @@ def test_sweep_tables_and_figures(sweep):
     assert "phase_times.png" in figs and any(f.startswith("timeline_run") for f in figs) and any(f.startswith("neurons_run") for f in figs)
 
 
+def test_plot_phases_redraws_and_refuses_other_directories(sweep, tmp_path, capsys):
+    code, out, _ = run_cli(["plot", "phases", str(sweep), "--output", str(tmp_path / "figs")], capsys)
+    assert code == 0 and "runs showing each phase" in out and (tmp_path / "figs" / "phase_times.png").exists()
+    ode = tmp_path / "ode"
+    assert cli.main(["ode", "--out", str(ode), "--widths", "4", "--seeds", "2", "--quiet", "--no-figure"]) == 0
+    capsys.readouterr()
+    code, _, err = run_cli(["plot", "phases", str(ode)], capsys)
+    assert code == 2 and "not a four-phase sweep" in err and len(err.strip().splitlines()) == 1
+
+
 def test_run_ids_do_not_depend_on_chunking(sweep, tmp_path):
     out = tmp_path / "chunked"
     code = cli.main(["four-phases", "--out", str(out), "--widths", "12", "--init-scales", "1e-2", "1e-4", "1e-6",
@@ -262,6 +272,8 @@ def test_frozen_runs_do_not_disturb_their_batch_mates(tmp_path, capsys):
     mixed = pd.read_parquet(tmp_path / "mixed" / "runs")
     assert set(mixed.loc[mixed["init_scale"] == 3, "status"]) == {"diverged"}
     assert (mixed.loc[mixed["init_scale"] == 3, "stop_time"] < 100).all()
+    assert (mixed.loc[mixed["init_scale"] == 3, "stop_step"] * 20.0 == mixed.loc[mixed["init_scale"] == 3, "stop_time"]).all()
+    assert (mixed.loc[mixed["init_scale"] == 1e-4, "stop_step"] == 5).all()  # never frozen: all 100 / 20 steps
     assert set(mixed.loc[mixed["init_scale"] == 1e-4, "status"]) == {"finished"}
     sm = pd.read_parquet(tmp_path / "mixed" / "series").merge(mixed[["run_id", "init_scale", "seed"]], on="run_id")
     alone = pd.read_parquet(tmp_path / "alone" / "series").merge(
