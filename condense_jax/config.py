@@ -365,6 +365,31 @@ class TrainSweep(_Spec):
 
 
 @dataclasses.dataclass(frozen=True)
+class Detector:
+    """Thresholds of the four-phase detector (phase_detect.py, where each is explained)."""
+
+    cos_tol: float = 0.98
+    drop_tol: float = 0.02
+    steep_slope: float = 1.5
+    plateau_slope: float = 0.6
+    plateau_min_loss: float = 0.02
+    conv_band: tuple[float, float] = (0.8, 1.6)
+
+    def __post_init__(self):
+        if not (0 < self.cos_tol <= 1):
+            raise ConfigError(f"cos_tol must lie in (0, 1], got {self.cos_tol!r}")
+        if not (0 < self.drop_tol < 1):
+            raise ConfigError(f"drop_tol must lie in (0, 1), got {self.drop_tol!r}")
+        if not (0 < self.plateau_slope < self.steep_slope):
+            raise ConfigError(f"need 0 < plateau_slope < steep_slope, got {self.plateau_slope!r}, {self.steep_slope!r}")
+        if not (0 <= self.plateau_min_loss < 1):
+            raise ConfigError(f"plateau_min_loss must lie in [0, 1), got {self.plateau_min_loss!r}")
+        lo, hi = self.conv_band
+        if not (0 < lo < hi):
+            raise ConfigError(f"conv_band must be (low, high) with 0 < low < high, got {self.conv_band!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class FourPhaseSweep(_Spec):
     """A sweep of the two-layer bias-free ReLU classifier (issue #8): widths × n × Δ × init scales ×
     seeds, each run's four phases detected (phase_detect.py).
@@ -406,12 +431,13 @@ class FourPhaseSweep(_Spec):
     loss_threshold: float = 0.0
     diverge_factor: float = 1e6
     neuron_seeds: int = 2  # per-neuron series (norms, cosines, plane coordinates) for the first seeds
-    cos_tol: float = 0.98
-    drop_tol: float = 0.02
-    steep_slope: float = 1.5
-    plateau_slope: float = 0.6
-    plateau_min_loss: float = 0.02
-    conv_band: tuple[float, float] = (0.8, 1.6)
+    # the detector's thresholds (Detector)
+    cos_tol: float = Detector.cos_tol
+    drop_tol: float = Detector.drop_tol
+    steep_slope: float = Detector.steep_slope
+    plateau_slope: float = Detector.plateau_slope
+    plateau_min_loss: float = Detector.plateau_min_loss
+    conv_band: tuple[float, float] = Detector.conv_band
     chunk_size: int | None = None  # seeds per compiled call; None: all
     name: str = "four_phases"
     KIND = "four_phases"
@@ -461,8 +487,15 @@ class FourPhaseSweep(_Spec):
         if not (isinstance(self.conv_band, (list, tuple)) and len(self.conv_band) == 2):
             raise ConfigError(f"conv_band must be a pair [low, high], got {self.conv_band!r}")
         set_("conv_band", tuple(_positive_finite("conv_band entry", v) for v in self.conv_band))
+        set_("cos_tol", _positive_finite("cos_tol", self.cos_tol))
+        set_("drop_tol", _positive_finite("drop_tol", self.drop_tol))
+        self.detector()  # the thresholds together
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"name must be a non-empty string, got {self.name!r}")
+
+    def detector(self) -> Detector:
+        return Detector(self.cos_tol, self.drop_tol, self.steep_slope, self.plateau_slope, self.plateau_min_loss,
+                        self.conv_band)
 
     @property
     def n_runs(self) -> int:

@@ -59,12 +59,6 @@ def flow_spec(spec: FourPhaseSweep, width: int):
                     diverge_factor=spec.diverge_factor, loss_threshold=spec.loss_threshold)
 
 
-def detector(spec: FourPhaseSweep):
-    from .phase_detect import Detector
-
-    return Detector(spec.cos_tol, spec.drop_tol, spec.steep_slope, spec.plateau_slope, spec.plateau_min_loss, spec.conv_band)
-
-
 def batched(fspec, dirs):
     """`run(keys (S, 2), eps (E,), x, y)` → RunResult with leading axes (S, E): jit(vmap(vmap)),
     the seeds split over the local devices (devices.split_seeds)."""
@@ -100,7 +94,7 @@ def run_tables(spec: FourPhaseSweep, width: int, point: int, n: int, delta: floa
     ids = run_ids(spec, width, point, seeds)
     series = {k: flat(getattr(rec, k)) for k in SERIES}
     cond = np.minimum(series["cond_pos"], series["cond_neg"])
-    found = pd.DataFrame(detect_runs(t, series["loss"], cond, series["pattern_changes"], series["accuracy"], detector(spec)))
+    found = pd.DataFrame(detect_runs(t, series["loss"], cond, series["pattern_changes"], series["accuracy"], spec.detector()))
     m = width
     runs = pd.DataFrame({
         "run_id": ids, "width": width, "n": n, "delta": delta, "init_scale": eps_col, "seed": seed_col,

@@ -28,36 +28,12 @@ No boundary is ever invented: an absent phase has NaN times and its flag False.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from .config import ConfigError
+from .config import Detector
 
 PHASES = ("I", "II", "III", "IV")
-
-
-@dataclasses.dataclass(frozen=True)
-class Detector:
-    cos_tol: float = 0.98
-    drop_tol: float = 0.02
-    steep_slope: float = 1.5
-    plateau_slope: float = 0.6
-    plateau_min_loss: float = 0.02
-    conv_band: tuple[float, float] = (0.8, 1.6)
-
-    def __post_init__(self):
-        if not (0 < self.cos_tol <= 1):
-            raise ConfigError(f"cos_tol must lie in (0, 1], got {self.cos_tol!r}")
-        if not (0 < self.drop_tol < 1):
-            raise ConfigError(f"drop_tol must lie in (0, 1), got {self.drop_tol!r}")
-        if not (0 < self.plateau_slope < self.steep_slope):
-            raise ConfigError(f"need 0 < plateau_slope < steep_slope, got {self.plateau_slope!r}, {self.steep_slope!r}")
-        if not (0 <= self.plateau_min_loss < 1):
-            raise ConfigError(f"plateau_min_loss must lie in [0, 1), got {self.plateau_min_loss!r}")
-        lo, hi = self.conv_band
-        if not (0 < lo < hi):
-            raise ConfigError(f"conv_band must be (low, high) with 0 < low < high, got {self.conv_band!r}")
+__all__ = ["Detector", "PHASES", "detect", "detect_runs", "fit_log_eps", "log_slope"]
 
 
 def log_slope(t, loss) -> np.ndarray:
@@ -71,9 +47,11 @@ def _first(mask, start: int = 0) -> int | None:
     return int(idx[0]) + start if len(idx) else None
 
 
-def detect(t, loss, cond, pattern_changes, accuracy, det: Detector = Detector()) -> dict:
+def detect(t, loss, cond, pattern_changes, accuracy, det: Detector | None = None) -> dict:
     """Phase boundaries of one run: t (R,) increasing, loss (R,), cond (R,) = min(cond_pos,
-    cond_neg), pattern_changes (R,), accuracy (R,). Returns a flat dict (see the module doc)."""
+    cond_neg), pattern_changes (R,), accuracy (R,); `det` the thresholds (default: Detector()).
+    Returns a flat dict (see the module doc)."""
+    det = det or Detector()
     t, loss = np.asarray(t, float), np.asarray(loss, float)
     cond, changes, acc = np.asarray(cond, float), np.asarray(pattern_changes), np.asarray(accuracy, float)
     nan = float("nan")
@@ -121,7 +99,7 @@ def detect(t, loss, cond, pattern_changes, accuracy, det: Detector = Detector())
     return out
 
 
-def detect_runs(t, loss, cond, pattern_changes, accuracy, det: Detector = Detector()) -> list[dict]:
+def detect_runs(t, loss, cond, pattern_changes, accuracy, det: Detector | None = None) -> list[dict]:
     """`detect` over runs: every array (runs, R), t may be (R,)."""
     loss = np.asarray(loss)
     t = np.broadcast_to(np.asarray(t), loss.shape)

@@ -321,6 +321,8 @@ def test_non_separable_data_is_refused_unless_allowed(tmp_path, capsys):
 def test_spec_validation():
     with pytest.raises(ConfigError, match="t_max"):
         FourPhaseSweep(t_min=10, t_max=5)
+    with pytest.raises(ConfigError, match="plateau_slope < steep_slope"):
+        FourPhaseSweep(plateau_slope=2.0)  # refused before anything runs
     with pytest.raises(ConfigError, match="unknown loss"):
         FourPhaseSweep(loss="hinge")
     with pytest.raises(ConfigError, match="digits"):
