@@ -756,6 +756,13 @@ def series_frame(result: BlowupResult, run_ids: np.ndarray):
     return frame
 
 
+def bytes_per_start(width: int, depth: int = 3) -> float:
+    """Working set of one start in a chunk (see auto_chunk_size)."""
+    if depth == 3:
+        return 8.0 * (20 * width * width + 200 * (4 * width + 2))
+    return 8.0 * 200 * ((depth - 2) * width * width + 2 * width)
+
+
 def auto_chunk_size(width: int, depth: int = 3, budget_bytes: float = 256e6) -> int:
     """Starts per chunk so that one chunk's working set stays near `budget_bytes`.
 
@@ -763,31 +770,24 @@ def auto_chunk_size(width: int, depth: int = 3, budget_bytes: float = 256e6) -> 
     reduced solve, i.e. ~20 float64 copies of the m×m matrices (Q, P, D1, D2 on host and device)
     plus the records; the full form holds (L − 2) m² per record. A power of two in [8, 1024].
     """
-    if depth == 3:
-        per_start = 8.0 * (20 * width * width + 200 * (4 * width + 2))
-    else:
-        per_start = 8.0 * 200 * ((depth - 2) * width * width + 2 * width)
-    n = int(budget_bytes // per_start)
+    n = int(budget_bytes // bytes_per_start(width, depth))
     return int(min(1024, max(8, 2 ** max(0, n.bit_length() - 1))))
 
 
-def iter_chunks(solve_one: Callable, arrays: list, chunk_size: int | None):
-    """Yield (lo, hi, result) for `solve_one(*chunk)` over fixed-size chunks of the leading axis.
+def chunk_ranges(n: int, chunk_size: int) -> list[tuple[int, int]]:
+    """[lo, hi) of each fixed-size chunk of n items (the last one shorter)."""
+    return [(lo, min(lo + chunk_size, n)) for lo in range(0, n, chunk_size)]
 
-    The last chunk is padded by repeating its first start, so one compiled shape serves every
-    chunk; the padding is dropped from the result.
-    """
-    n = len(arrays[0])
-    if chunk_size is None:
-        chunk_size = auto_chunk_size(arrays[0].shape[1], len(arrays))
-    for lo in range(0, n, chunk_size):
-        hi = min(lo + chunk_size, n)
-        chunk = [v[lo:hi] for v in arrays]
-        pad = chunk_size - (hi - lo) if n > chunk_size else 0
-        if pad:
-            chunk = [np.concatenate([v, np.repeat(v[:1], pad, 0)]) for v in chunk]
-        res = solve_one(*chunk)
-        keep = hi - lo
-        runs = {k: np.asarray(v)[:keep] for k, v in res.runs.items()}
-        series = {k: (v[:keep] if np.ndim(v) == 2 else v) for k, v in res.series.items() if k != "final_theta"}
-        yield lo, hi, BlowupResult(runs, series)
+
+def solve_range(solve_one: Callable, arrays: list, lo: int, hi: int, chunk_size: int) -> BlowupResult:
+    """`solve_one` on rows [lo, hi) of `arrays`, padded to `chunk_size` rows by repeating the first
+    (so one compiled shape serves every chunk); the padding is dropped from the result."""
+    chunk = [v[lo:hi] for v in arrays]
+    pad = chunk_size - (hi - lo)
+    if pad > 0:
+        chunk = [np.concatenate([v, np.repeat(v[:1], pad, 0)]) for v in chunk]
+    res = solve_one(*chunk)
+    keep = hi - lo
+    runs = {k: np.asarray(v)[:keep] for k, v in res.runs.items()}
+    series = {k: (v[:keep] if np.ndim(v) == 2 else v) for k, v in res.series.items() if k != "final_theta"}
+    return BlowupResult(runs, series)

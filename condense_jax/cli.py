@@ -124,22 +124,33 @@ def _four_phase_summary(out: Path) -> None:
         print(f"{col} = {fit['intercept']:.3g} + ({fit['slope']:.3g} ± {fit['stderr']:.2g})·log(1/ε) over {fit['n']} runs")
 
 
-def _run_spec(spec, out: Path, quiet: bool, figure: bool) -> int:
-    from . import sweep, train_sweep
-
-    _enable_compilation_cache()
+def _plan(spec):
     if isinstance(spec, FourPhaseSweep):
         from . import four_phases
 
-        manifest = four_phases.run_four_phases(spec, out, progress=not quiet)
-        _finish(out, manifest, figure, "four_phases")
-    elif isinstance(spec, TrainSweep):
-        manifest = train_sweep.run_train_sweep(spec, out, progress=not quiet)
-        phase_grid = len(spec.widths) >= 2 and spec.outer_axis()[0] != ""
-        _finish(out, manifest, figure, "train", phase_grid)
-    else:
-        manifest = sweep.run_ode_sweep(spec, out, progress=not quiet)
-        _finish(out, manifest, figure)
+        return four_phases.plan_four_phases(spec), "four_phases"
+    if isinstance(spec, TrainSweep):
+        from . import train_sweep
+
+        return train_sweep.plan_train_sweep(spec), "train"
+    from . import sweep
+
+    return sweep.plan_ode_sweep(spec), "ode"
+
+
+def _run_spec(spec, out: Path, quiet: bool, figure: bool, resume: bool = False, dry_run: bool = False) -> int:
+    from . import sweep
+
+    _enable_compilation_cache()
+    plan, kind = _plan(spec)
+    if dry_run:
+        print("dry run (nothing is written):")
+        for line in sweep.dry_run(plan):
+            print(line)
+        return 0
+    manifest = sweep.execute(plan, out, progress=not quiet, resume=resume)
+    phase_grid = kind == "train" and len(spec.widths) >= 2 and spec.outer_axis()[0] != ""
+    _finish(out, manifest, figure, kind, phase_grid)
     return 0
 
 
@@ -148,7 +159,7 @@ def cmd_run(args) -> int:
     spec, extra = load_spec(spec_path, args.variant)
     out = Path(args.out or extra.get("out") or Path("condense_results") / spec.name)
     print(f"sweep {spec.name!r} from {spec_path}: {spec.n_runs} runs -> {out}")
-    return _run_spec(spec, out, args.quiet, not args.no_figure)
+    return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run)
 
 
 def _lr_drop(text: str) -> tuple[int, float]:
@@ -184,7 +195,7 @@ def cmd_train(args) -> int:
 
     activations.get(spec.activation)
     print(f"training {spec.model} ({spec.activation}): {spec.n_runs} runs × {spec.steps} steps -> {args.out}")
-    return _run_spec(spec, Path(args.out), args.quiet, not args.no_figure)
+    return _run_spec(spec, Path(args.out), args.quiet, not args.no_figure, args.resume, args.dry_run)
 
 
 def cmd_four_phases(args) -> int:
@@ -198,7 +209,7 @@ def cmd_four_phases(args) -> int:
     spec = FourPhaseSweep(seeds=seeds, **given)
     out = Path(args.out)
     print(f"four-phase sweep: {spec.n_runs} runs -> {out}")
-    return _run_spec(spec, out, args.quiet, not args.no_figure)
+    return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run)
 
 
 def cmd_ode(args) -> int:
@@ -226,15 +237,16 @@ def cmd_ode(args) -> int:
     out = Path(args.out)
     from . import sweep
 
-    if args.init:
-        from .data import load_effective_init
+    if not args.init:
+        return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run)
+    from .data import load_effective_init
 
-        a, b, c = load_effective_init(args.init)
-        _enable_compilation_cache()
-        manifest = sweep.run_ode_init(a, b, c, out, spec, str(args.init), progress=not args.quiet)
-    else:
-        _enable_compilation_cache()
-        manifest = sweep.run_ode_sweep(spec, out, progress=not args.quiet)
+    a, b, c = load_effective_init(args.init)
+    if args.dry_run:
+        print(f"dry run (nothing is written): {len(a)} starts of width {a.shape[1]} from {args.init}")
+        return 0
+    _enable_compilation_cache()
+    manifest = sweep.run_ode_init(a, b, c, out, spec, str(args.init), progress=not args.quiet, resume=args.resume)
     _finish(out, manifest, not args.no_figure)
     return 0
 
@@ -280,6 +292,14 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import build_report
+
+    path = build_report(Path(args.result), Path(args.output) if args.output else None)
+    print(f"report: {path}")
+    return 0
+
+
 def cmd_phase(args) -> int:
     from . import phase_plots
 
@@ -321,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="result directory (default: the spec's `out`, else condense_results/NAME)")
     r.add_argument("--no-figure", action="store_true", help="do not draw figures")
     r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.add_argument("--dry-run", action="store_true",
+                    help="print the grid size, the chunks and the memory per chunk, compile one chunk, run nothing")
+    r.add_argument("--resume", action="store_true",
+                    help="compute only the chunks missing from --out (an interrupted sweep of the same configuration)")
     r.set_defaults(func=cmd_run)
 
     o = sub.add_parser(
@@ -355,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--name", default="ode", help="name of the sweep (in the manifest)")
     o.add_argument("--no-figure", action="store_true", help="do not draw figures")
     o.add_argument("--quiet", action="store_true", help="no progress output")
+    o.add_argument("--dry-run", action="store_true",
+                    help="print the grid size, the chunks and the memory per chunk, compile one chunk, run nothing")
+    o.add_argument("--resume", action="store_true",
+                    help="compute only the chunks missing from --out (an interrupted sweep of the same configuration)")
     o.set_defaults(func=cmd_ode)
 
     tr = sub.add_parser(
@@ -414,6 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--name", default="train", help="name of the sweep (in the manifest)")
     tr.add_argument("--no-figure", action="store_true", help="do not draw figures")
     tr.add_argument("--quiet", action="store_true", help="no progress output")
+    tr.add_argument("--dry-run", action="store_true",
+                    help="print the grid size, the chunks and the memory per chunk, compile one chunk, run nothing")
+    tr.add_argument("--resume", action="store_true",
+                    help="compute only the chunks missing from --out (an interrupted sweep of the same configuration)")
     tr.set_defaults(func=cmd_train)
 
     ph = sub.add_parser(
@@ -471,7 +503,18 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("--name", help="name of the sweep (in the manifest)")
     fp.add_argument("--no-figure", action="store_true", help="do not draw figures")
     fp.add_argument("--quiet", action="store_true", help="no progress output")
+    fp.add_argument("--dry-run", action="store_true",
+                    help="print the grid size, the chunks and the memory per chunk, compile one chunk, run nothing")
+    fp.add_argument("--resume", action="store_true",
+                    help="compute only the chunks missing from --out (an interrupted sweep of the same configuration)")
     fp.set_defaults(func=cmd_four_phases)
+
+    rp = sub.add_parser("report", help="one self-contained HTML page summarising a sweep",
+                        description="Write RESULT/report.html: configuration and provenance, status counts, a summary "
+                        "of the runs table and every figure that applies, embedded as PNG (open it in a browser).")
+    rp.add_argument("result", help="result directory of any sweep")
+    rp.add_argument("--output", help="HTML path (default: RESULT/report.html)")
+    rp.set_defaults(func=cmd_report)
 
     pl = sub.add_parser("plot", help="figures from a result directory")
     plsub = pl.add_subparsers(dest="figure", required=True, parser_class=_Parser)
@@ -515,8 +558,9 @@ def main(argv=None) -> int:
         where = f" ({e.filename})" if e.filename else ""
         print(f"condense {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("condense: interrupted; finished chunks are kept", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"condense: {e or 'interrupted; finished chunks are kept, rerun with --resume to complete the sweep'}",
+              file=sys.stderr)
         return 130
 
 

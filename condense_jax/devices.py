@@ -44,11 +44,13 @@ def split_seeds(grid, n_shared: int):
         )
     )
 
-    def run(keys, *shared):
-        n = len(keys)
-        extra = -n % len(devices)
-        keys = jnp.concatenate([keys, jnp.repeat(keys[:1], extra, 0)]) if extra else keys
-        out = sharded(keys, *(jnp.asarray(v) for v in shared))
-        return jax.tree_util.tree_map(lambda v: v[:n], out)
+    def pad(keys):
+        extra = -len(keys) % len(devices)
+        return jnp.concatenate([keys, jnp.repeat(keys[:1], extra, 0)]) if extra else keys
 
+    def run(keys, *shared):
+        out = sharded(pad(keys), *(jnp.asarray(v) for v in shared))
+        return jax.tree_util.tree_map(lambda v: v[: len(keys)], out)
+
+    run.lower = lambda keys, *shared: sharded.lower(pad(keys), *(jnp.asarray(v) for v in shared))  # for --dry-run
     return run

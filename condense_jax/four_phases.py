@@ -137,12 +137,13 @@ def run_ids(spec: FourPhaseSweep, width: int, point: int, seeds) -> np.ndarray:
     return (((w * P + point) * E + np.arange(E)[None, :]) * S + s[:, None]).reshape(-1).astype(np.int64)
 
 
-def _chunks(spec: FourPhaseSweep, data: dict):
-    import jax
-
+def _chunks(spec: FourPhaseSweep, data: dict) -> list:
+    """Per width, per data point, chunks of seeds: the sweep's list of sweep.Chunk."""
     from .relu_flow import class_directions
+    from .sweep import Chunk
 
     per = spec.chunk_size or len(spec.seeds)
+    chunks = []
     for width in spec.widths:
         fspec = flow_spec(spec, width)
         cache = {}
@@ -152,22 +153,49 @@ def _chunks(spec: FourPhaseSweep, data: dict):
             key = (x.shape, tuple(np.round(np.concatenate(dirs), 12)))
             if key not in cache:
                 cache[key] = batched(fspec, dirs)
-            run = cache[key]
             for lo in range(0, len(spec.seeds), per):
                 seeds = spec.seeds[lo:lo + per]
-                res = jax.device_get(run(_keys(seeds, width), np.asarray(spec.init_scales, fspec.dtype), x, y))
-                yield run_tables(spec, width, point, len(x), delta, seeds, res)
+
+                def compute(run=cache[key], width=width, point=point, x=x, y=y, delta=delta, seeds=seeds, fspec=fspec):
+                    import jax
+
+                    res = jax.device_get(run(_keys(seeds, width), np.asarray(spec.init_scales, fspec.dtype), x, y))
+                    return run_tables(spec, width, point, len(x), delta, seeds, res)
+
+                def lower(run=cache[key], width=width, x=x, y=y, seeds=seeds, fspec=fspec):
+                    return run.lower(_keys(seeds, width), np.asarray(spec.init_scales, fspec.dtype), x, y)
+
+                plan_key = {"width": int(width), "point": point, "seeds": [int(s) for s in seeds]}
+                n = len(seeds) * len(spec.init_scales)
+                chunks.append(Chunk(plan_key, n, compute, n * bytes_per_run(fspec, x), lower))
+    return chunks
 
 
-def run_four_phases(spec: FourPhaseSweep, out: Path, progress: bool = True) -> dict:
-    """Run a four-phase sweep into `out`; returns the manifest."""
-    from .sweep import _run_into
+def bytes_per_run(fspec, x) -> float:
+    """Estimated per-run state of one compiled call: parameters and gradient (×4), the activations
+    and patterns (n × m, ×4), the records (R × (15 + 6m))."""
+    from .relu_flow import record_times
 
-    data = {pt: load_data(spec, *pt) for pt in points(spec)}  # every point checked before any run
+    m, (n, d) = fspec.width, x.shape
+    itemsize = np.dtype(fspec.dtype).itemsize
+    return float(itemsize * (4 * m * (d + 1) + 4 * n * m + len(record_times(fspec)) * (15 + 6 * m)))
+
+
+def plan_four_phases(spec: FourPhaseSweep):
+    """The sweep's sweep.Plan: every data point generated and checked, chunks ready."""
     import hashlib
 
+    from .sweep import Plan
+
+    data = {pt: load_data(spec, *pt) for pt in points(spec)}  # every point checked before any run
     digest = hashlib.sha256(b"".join(np.ascontiguousarray(v).tobytes() for xy in data.values() for v in xy)).hexdigest()[:16]
     extra = {"data_sha256": digest}
     n_runs = len(spec.widths) * len(data) * len(spec.init_scales) * len(spec.seeds)
-    return _run_into(out, {**spec.to_dict(), **extra}, spec.config_hash(extra), n_runs, spec.name,
-                     _chunks(spec, data), progress)
+    return Plan({**spec.to_dict(), **extra}, spec.config_hash(extra), n_runs, spec.name, _chunks(spec, data))
+
+
+def run_four_phases(spec: FourPhaseSweep, out: Path, progress: bool = True, resume: bool = False) -> dict:
+    """Run a four-phase sweep into `out` (only the missing chunks with `resume`); returns the manifest."""
+    from .sweep import execute
+
+    return execute(plan_four_phases(spec), out, progress, resume)

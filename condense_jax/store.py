@@ -109,11 +109,12 @@ def read_manifest(out: Path) -> dict | None:
     return m
 
 
-def check_out_dir(out: Path, config_hash: str) -> None:
+def check_out_dir(out: Path, config_hash: str, resume: bool = False, plan: list | None = None) -> None:
     """Refuse an output directory that holds a different sweep, or something that is not a sweep.
 
     A directory with the same configuration is recomputed in place (its files are replaced
-    atomically); an empty or missing directory is created.
+    atomically); an empty or missing directory is created. With `resume` the directory must hold
+    this configuration with the same chunking (`plan`), whose missing chunks are then computed.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -122,11 +123,18 @@ def check_out_dir(out: Path, config_hash: str) -> None:
     if manifest is None:
         if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
             raise ConfigError(f"--out {str(out)!r} is a non-empty directory that is not a condense_jax result")
+        if resume:
+            raise ConfigError(f"--resume: {str(out)!r} holds no sweep to resume (no manifest.json); run without --resume")
         return
     if manifest.get("config_hash") != config_hash:
         raise ConfigError(
             f"--out {str(out)!r} holds a sweep with a different configuration "
             f"(hash {manifest.get('config_hash')} != {config_hash}); choose another --out"
+        )
+    if resume and plan is not None and manifest.get("plan") != json.loads(json.dumps(plan)):
+        raise ConfigError(
+            f"--resume: {str(out)!r} was chunked differently ({len(manifest.get('plan') or [])} chunks, now "
+            f"{len(plan)}); give the same --chunk-size (and device count) as the interrupted sweep"
         )
 
 

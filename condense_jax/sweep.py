@@ -5,11 +5,17 @@ Host code only: the numerics live in blowup.py, the files in store.py.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
+import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -86,10 +92,12 @@ def _frames(res, run_ids: np.ndarray, extra):
 
 
 class Progress:
-    """A tqdm bar over runs on a terminal; plain periodic lines otherwise (CI, Slurm logs)."""
+    """A tqdm bar over runs on a terminal (chunks, runs per second, ETA); plain periodic lines
+    otherwise (CI, Slurm logs): runs and chunks done, runs per second, elapsed time and ETA."""
 
-    def __init__(self, total: int, desc: str, enabled: bool = True):
-        self.total, self.done, self.t0, self.last = total, 0, time.monotonic(), 0.0
+    def __init__(self, total: int, desc: str, enabled: bool = True, chunks: int = 0):
+        self.total, self.done, self.t0, self.last = total, 0, time.monotonic(), -1e9
+        self.chunks, self.chunks_done, self.skipped = chunks, 0, 0
         self.bar = None
         self.enabled = enabled
         if enabled and sys.stderr.isatty():
@@ -97,15 +105,21 @@ class Progress:
 
             self.bar = tqdm(total=total, desc=desc, unit="run", file=sys.stderr)
 
-    def update(self, n: int) -> None:
+    def update(self, n: int, skipped: bool = False) -> None:
+        """n runs done; `skipped`: a chunk already on disk (--resume), left out of the rate."""
         self.done += n
+        self.chunks_done += 1
+        self.skipped += n if skipped else 0
         if self.bar is not None:
             self.bar.update(n)
+            self.bar.set_postfix_str(f"chunk {self.chunks_done}/{self.chunks}")
         elif self.enabled:
             now = time.monotonic() - self.t0
             if now - self.last > 10 or self.done == self.total:
-                rate = self.done / max(now, 1e-9)
-                print(f"{self.done}/{self.total} runs, {rate:.1f} runs/s, {now:.0f}s", file=sys.stderr, flush=True)
+                rate = (self.done - self.skipped) / max(now, 1e-9)
+                eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+                print(f"{self.done}/{self.total} runs, chunk {self.chunks_done}/{self.chunks}, {rate:.1f} runs/s, "
+                      f"{now:.0f} s elapsed, ETA {eta:.0f} s", file=sys.stderr, flush=True)
                 self.last = now
 
     def close(self) -> None:
@@ -113,90 +127,241 @@ class Progress:
             self.bar.close()
 
 
-def _write_chunks(out: Path, chunks, meta: dict, progress: Progress) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """One unit of a sweep's work, written as one numbered part of every table.
+
+    `key` says what it covers (JSON: widths, seeds, grid points); the list of keys is the sweep's
+    plan, kept in the manifest, so that `--resume` can tell which parts are missing and refuse a
+    different chunking. `compute()` runs it and returns {table name: DataFrame} (or (runs, series)).
+    """
+
+    key: dict
+    n_runs: int
+    compute: Callable[[], dict | tuple]
+    nbytes: float = float("nan")  # estimated working set of the compiled call (for --dry-run)
+    lower: Callable[[], object] | None = None  # jax.stages.Lowered of the chunk's call, to compile without running
+
+
+class Plan(NamedTuple):
+    """A sweep ready to run: what goes in the manifest, and its chunks (nothing computed yet)."""
+
+    config: dict
+    config_hash: str
+    n_runs: int
+    name: str
+    chunks: list[Chunk]
+
+
+def execute(plan: Plan, out: Path, progress: bool = True, resume: bool = False) -> dict:
+    """Run a planned sweep into `out` (only the missing chunks with `resume`); returns the manifest."""
+    return _run_into(out, plan.config, plan.config_hash, plan.n_runs, plan.name, plan.chunks, progress, resume)
+
+
+def _brief(key: dict) -> str:
+    """A chunk's key in one short line: long lists as [first … last] (count)."""
+    show = lambda v: f"[{v[0]} … {v[-1]}] ({len(v)})" if isinstance(v, list) and len(v) > 4 else json.dumps(v)
+    return ", ".join(f"{k} {show(v)}" for k, v in key.items())
+
+
+def dry_run(plan: Plan, compile_first: bool = True) -> list[str]:
+    """What `--dry-run` prints: the grid size, the chunks, the memory per chunk, and the time to
+    compile the first chunk's call (compiled, not run)."""
+    sizes = sorted({c.n_runs for c in plan.chunks})
+    lines = [f"{plan.n_runs} runs in {len(plan.chunks)} chunks of {', '.join(map(str, sizes))} runs"]
+    mem = [c.nbytes for c in plan.chunks if np.isfinite(c.nbytes)]
+    if mem:
+        lines.append(f"estimated working set per chunk: up to {max(mem) / 2**20:.0f} MiB")
+    for i, c in enumerate(plan.chunks[:3]):
+        lines.append(f"  chunk {i}: {c.n_runs} runs, {_brief(c.key)}")
+    if len(plan.chunks) > 3:
+        lines.append(f"  … {len(plan.chunks) - 3} more")
+    first = plan.chunks[0] if plan.chunks else None
+    if compile_first and first is not None and first.lower is not None:
+        t0 = time.monotonic()
+        first.lower().compile()
+        lines.append(f"compiled the first chunk's call in {time.monotonic() - t0:.1f} s (not run)")
+    elif compile_first and first is not None:
+        lines.append("the first chunk's calls compile when it runs (host-driven segments); nothing compiled ahead")
+    return lines
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; the running chunk was finished and written. Further SIGINT and
+    SIGTERM are ignored from then on, so that the process exits cleanly (exit 130 from the CLI);
+    from Python, `restore_signals()` gives them back."""
+
+
+_SAVED_HANDLERS: dict = {}
+
+
+def restore_signals() -> None:
+    """Reinstall the SIGINT / SIGTERM handlers a stopped sweep left ignored."""
+    for sig, old in _SAVED_HANDLERS.items():
+        signal.signal(sig, old)
+    _SAVED_HANDLERS.clear()
+
+
+class _StopAfterChunk:
+    """SIGINT / SIGTERM (Slurm's timeout and scancel) during a sweep: finish and write the running
+    chunk, then stop (SweepInterrupted, exit 130); a second signal aborts at once
+    (KeyboardInterrupt; nothing half-written, every file is written atomically)."""
+
+    def __init__(self):
+        self.signal = None
+        self.saved = {}
+
+    def _handler(self, signum, frame):
+        if self.signal is not None:  # the second one
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+        print(f"condense: {self.signal}: finishing the running chunk, then stopping "
+              "(send it again to abort at once)", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self.saved.items():
+            if self.signal is None:
+                signal.signal(sig, old)
+            else:  # stopping: a late second signal must not cut the exit short
+                _SAVED_HANDLERS[sig] = old
+                signal.signal(sig, signal.SIG_IGN)
+        return False
+
+
+def _part_counts(path: Path) -> dict[str, int]:
+    import pandas as pd
+
+    return pd.read_parquet(path, columns=["status"])["status"].value_counts().to_dict()
+
+
+def _write_chunks(out: Path, chunks: list[Chunk], meta: dict, progress: Progress, resume: bool) -> dict:
     """Write each chunk's tables (runs, series, and any others) as numbered Parquet parts; return
-    status counts. A chunk is a (runs, series) pair or a dict of table name → frame."""
+    status counts. With `resume`, a chunk whose runs part exists is kept as it is (the runs part is
+    written last, so its presence means the whole chunk is on disk)."""
     counts: dict[str, int] = {}
-    files = []
+    files, computed = [], 0
     tables = {"runs", "series"}
-    for part, chunk in enumerate(chunks):
-        chunk = dict(zip(("runs", "series"), chunk)) if isinstance(chunk, tuple) else chunk
-        name = store.part_name(part)
-        for table, frame in chunk.items():
-            if len(frame) or table in ("runs", "series"):
-                store.write_table(frame, out / table / name, meta)
-            elif (out / table / name).exists():  # an empty table part replaces a stale one
-                (out / table / name).unlink()
-            tables.add(table)
-        files.append(name)
-        for k, v in chunk["runs"]["status"].value_counts().items():
-            counts[k] = counts.get(k, 0) + int(v)
-        progress.update(len(chunk["runs"]))
+    with _StopAfterChunk() as stop:
+        for part, chunk in enumerate(chunks):
+            name = store.part_name(part)
+            files.append(name)
+            skipped = resume and (out / "runs" / name).exists()
+            if skipped:
+                got = _part_counts(out / "runs" / name)
+                tables.update(p.name for p in out.iterdir() if p.is_dir() and (p / name).exists())
+            else:
+                frames = chunk.compute()
+                frames = dict(zip(("runs", "series"), frames)) if isinstance(frames, tuple) else frames
+                for table in sorted(frames, key=lambda t: t == "runs"):  # runs last: it marks the chunk done
+                    frame = frames[table]
+                    if len(frame) or table in ("runs", "series"):
+                        store.write_table(frame, out / table / name, meta)
+                    elif (out / table / name).exists():  # an empty table part replaces a stale one
+                        (out / table / name).unlink()
+                    tables.add(table)
+                got = frames["runs"]["status"].value_counts().to_dict()
+                computed += 1
+            for k, v in got.items():
+                counts[k] = counts.get(k, 0) + int(v)
+            progress.update(chunk.n_runs, skipped)
+            if stop.signal is not None and part + 1 < len(chunks):
+                raise SweepInterrupted(f"{stop.signal}: stopped after chunk {part + 1} of {len(chunks)}; "
+                                       "the finished chunks are kept, rerun with --resume to complete the sweep")
     # parts left over from an earlier run of the same config with more chunks are stale
     for sub in sorted(tables):
         for p in (out / sub).glob("part-*.parquet"):
             if p.name not in files:
                 p.unlink()
-    return {"parts": files, "tables": sorted(t for t in tables if (out / t).is_dir()), "status_counts": counts}
+    return {"parts": files, "tables": sorted(t for t in tables if (out / t).is_dir()), "status_counts": counts,
+            "chunks_computed": computed}
 
 
-def _run_into(out: Path, config: dict, config_hash: str, n_runs: int, name: str, chunks, progress: bool) -> dict:
-    """Check `out`, write a provisional manifest, write every chunk, then the final manifest."""
+def _run_into(out: Path, config: dict, config_hash: str, n_runs: int, name: str, chunks, progress: bool,
+              resume: bool = False) -> dict:
+    """Check `out`, write a provisional manifest with the plan, write every chunk (only the missing
+    ones with `resume`), then the final manifest."""
     out = Path(out)
-    store.check_out_dir(out, config_hash)
+    chunks = list(chunks)
+    plan = [c.key for c in chunks]
+    store.check_out_dir(out, config_hash, resume=resume, plan=plan)
     meta = {"config": config, "config_hash": config_hash, **store.provenance()}
-    store.write_manifest(out, {**meta, "complete": False, "n_runs": n_runs})
-    bar = Progress(n_runs, name, progress)
+    store.write_manifest(out, {**meta, "complete": False, "n_runs": n_runs, "plan": plan})
+    bar = Progress(n_runs, name, progress, len(chunks))
     try:
-        written = _write_chunks(out, chunks, meta, bar)
+        written = _write_chunks(out, chunks, meta, bar, resume)
     finally:
         bar.close()
-    manifest = {**meta, "complete": True, "n_runs": n_runs, **written}
+    manifest = {**meta, "complete": True, "n_runs": n_runs, "plan": plan, **written}
     store.write_manifest(out, manifest)
     return manifest
 
 
-def run_ode_sweep(spec: OdeSweep, out: Path, progress: bool = True) -> dict:
-    """Run an ODE sweep into `out`; returns the manifest."""
-    from .blowup import iter_chunks
+def plan_ode_sweep(spec: OdeSweep) -> Plan:
+    return Plan(spec.to_dict(), spec.config_hash(), spec.n_runs, spec.name, ode_chunks(spec))
+
+
+def run_ode_sweep(spec: OdeSweep, out: Path, progress: bool = True, resume: bool = False) -> dict:
+    """Run an ODE sweep into `out` (only the missing chunks with `resume`); returns the manifest."""
+    return execute(plan_ode_sweep(spec), out, progress, resume)
+
+
+def ode_chunks(spec: OdeSweep) -> list[Chunk]:
+    """The sweep's chunks: per width, fixed-size ranges of its runs (blowup.chunk_ranges)."""
+    from .blowup import auto_chunk_size, bytes_per_start, chunk_ranges, solve_range
 
     grid = ode_grid(spec)
     solve = _solver(spec.depth, solver_options(spec))
+    chunks = []
+    for width, group in grid.groupby("width", sort=False):
+        run_ids = group["run_id"].to_numpy()
+        extra = group.drop(columns=["run_id"]).reset_index(drop=True)
+        size = spec.chunk_size or auto_chunk_size(int(width), spec.depth)
 
-    def chunks():
-        for width, group in grid.groupby("width", sort=False):
-            starts = [
-                sample_starts(int(r.seed), int(width), spec.depth, (r.scale_a, r.scale_b, r.scale_c))
-                for r in group.itertuples()
-            ]
+        def compute(group=group, width=int(width), lo=0, hi=0, size=size, run_ids=run_ids, extra=extra):
+            starts = [sample_starts(int(r.seed), width, spec.depth, (r.scale_a, r.scale_b, r.scale_c))
+                      for r in group.iloc[lo:hi].itertuples()]
             arrays = [np.stack(v) for v in zip(*starts)]
-            run_ids = group["run_id"].to_numpy()
-            extra = group.drop(columns=["run_id"]).reset_index(drop=True)
-            for lo, hi, res in iter_chunks(solve, arrays, spec.chunk_size):
-                yield _frames(res, run_ids[lo:hi], extra.iloc[lo:hi])
+            res = solve_range(solve, arrays, 0, hi - lo, size if len(group) > size else hi - lo)
+            return _frames(res, run_ids[lo:hi], extra.iloc[lo:hi])
 
-    return _run_into(out, spec.to_dict(), spec.config_hash(), len(grid), spec.name, chunks(), progress)
+        for lo, hi in chunk_ranges(len(group), size):
+            chunks.append(Chunk({"width": int(width), "runs": [int(run_ids[lo]), int(run_ids[hi - 1])]}, hi - lo,
+                                functools.partial(compute, lo=lo, hi=hi),
+                                nbytes=min(size, len(group)) * bytes_per_start(int(width), spec.depth)))
+    return chunks
 
 
-def run_ode_init(a, b, c, out: Path, spec: OdeSweep, source: str, progress: bool = True) -> dict:
+def run_ode_init(a, b, c, out: Path, spec: OdeSweep, source: str, progress: bool = True, resume: bool = False) -> dict:
     """Solve explicit starts (from `condense ode --init`), one row per start in file order."""
     import hashlib
 
     digest = hashlib.sha256(b"".join(np.ascontiguousarray(v).tobytes() for v in (a, b, c))).hexdigest()[:16]
     config = {**spec.to_dict(), "init_file": source, "init_sha256": digest, "widths": [a.shape[1]], "seeds": None}
     chunks = _init_chunks(a, b, c, solver_options(spec), spec.chunk_size)
-    return _run_into(out, config, spec.config_hash({"init_sha256": digest}), len(a), spec.name, chunks, progress)
+    return _run_into(out, config, spec.config_hash({"init_sha256": digest}), len(a), spec.name, chunks, progress, resume)
 
 
-def _init_chunks(a, b, c, options, chunk_size):
-    """(runs, series) frames of explicit starts, chunk by chunk, run_id = init_index = row."""
+def _init_chunks(a, b, c, options, chunk_size) -> list[Chunk]:
+    """Chunks of explicit starts, run_id = init_index = row."""
     import pandas as pd
 
-    from .blowup import iter_chunks
+    from .blowup import auto_chunk_size, chunk_ranges, solve_range
 
+    size = chunk_size or auto_chunk_size(a.shape[1], 3)
+    solve = _solver(3, options)
     extra = pd.DataFrame({"init_index": np.arange(len(a)), "depth": 3})
-    for lo, hi, res in iter_chunks(_solver(3, options), [a, b, c], chunk_size):
-        yield _frames(res, np.arange(lo, hi), extra.iloc[lo:hi])
+
+    def compute(lo, hi):
+        res = solve_range(solve, [a, b, c], lo, hi, size if len(a) > size else len(a))
+        return _frames(res, np.arange(lo, hi), extra.iloc[lo:hi])
+
+    return [Chunk({"runs": [lo, hi - 1]}, hi - lo, functools.partial(compute, lo, hi)) for lo, hi in chunk_ranges(len(a), size)]
 
 
 def solve_blowup(a, b, c, options=None, chunk_size: int | None = None):
@@ -210,5 +375,5 @@ def solve_blowup(a, b, c, options=None, chunk_size: int | None = None):
     from . import blowup
 
     a, b, c = blowup._as_batch(a, b, c)
-    frames = list(_init_chunks(a, b, c, options or blowup.SolverOptions(), chunk_size))
+    frames = [chunk.compute() for chunk in _init_chunks(a, b, c, options or blowup.SolverOptions(), chunk_size)]
     return tuple(pd.concat(part, ignore_index=True) for part in zip(*frames))

@@ -184,6 +184,13 @@ def seeds_per_chunk(spec: TrainSweep, tspec, x, n_scales: int, n_devices: int) -
     """Seeds per compiled call so that the per-run state stays within MEMORY_BUDGET."""
     if spec.chunk_size is not None:
         return spec.chunk_size
+    fit = max(1, int(MEMORY_BUDGET // (bytes_per_run(spec, tspec, x) * n_scales)))
+    return max(n_devices, fit // n_devices * n_devices)
+
+
+def bytes_per_run(spec: TrainSweep, tspec, x) -> float:
+    """Estimated per-run state of one compiled call: parameters (×6: θ, θ_prev, gradient,
+    optimiser, temporaries), activations, cosine matrices and records."""
     m, itemsize = tspec.width, np.dtype(spec.dtype).itemsize
     n = len(x)
     if spec.model == "deep-linear":
@@ -198,9 +205,7 @@ def seeds_per_chunk(spec: TrainSweep, tspec, x, n_scales: int, n_devices: int) -
         work = 6 * n * m
     layers = {"three-layer": 2, "two-layer": 1, "deep-linear": 0, "cnn": 1}[spec.model]
     cos = len(tspec.cosine_recorded()) * layers * m * m
-    per_run = itemsize * (6 * params + work + cos + 30 * len(tspec.recorded()))
-    fit = max(1, int(MEMORY_BUDGET // (per_run * n_scales)))
-    return max(n_devices, fit // n_devices * n_devices)
+    return float(itemsize * (6 * params + work + cos + 30 * len(tspec.recorded())))
 
 
 def _keys(seeds, width: int):
@@ -210,8 +215,8 @@ def _keys(seeds, width: int):
     return jax.numpy.stack([jax.random.fold_in(jax.random.PRNGKey(int(s)), int(width)) for s in seeds])
 
 
-def _chunks(spec: TrainSweep, g, x, y):
-    """Run every width in chunks of seeds; yield the tables of each chunk.
+def _chunks(spec: TrainSweep, g, x, y) -> list:
+    """Every width in chunks of seeds: the sweep's list of sweep.Chunk (computed when written).
 
     One compiled call per width covers the whole grid at that width: the vmapped scale of a run is
     ε, or (ε, s_1, …, s_L) when the per-layer multipliers vary over the grid (γ' of the two-layer
@@ -220,7 +225,9 @@ def _chunks(spec: TrainSweep, g, x, y):
     import jax
 
     from . import train
+    from .sweep import Chunk
 
+    chunks = []
     axis = spec.scale_axis()[0]
     per_layer = bool(spec.outer_axis()[0])
     for width, group in g.groupby("width", sort=False):
@@ -244,9 +251,19 @@ def _chunks(spec: TrainSweep, g, x, y):
         for lo in range(0, len(spec.seeds), per):
             seeds = spec.seeds[lo:lo + per]
             for idx in calls:
-                res = jax.device_get(run(_keys(seeds, width), np.asarray(args[idx], dtype=tspec.dtype)))
                 rows = group[group["seed"].isin(seeds) & group["point"].isin(idx)]
-                yield _tables(spec, tspec, rows, seeds, idx, eps[idx], res, x, y)
+
+                def compute(run=run, width=width, seeds=seeds, idx=idx, rows=rows, tspec=tspec, eps=eps, args=args):
+                    res = jax.device_get(run(_keys(seeds, width), np.asarray(args[idx], dtype=tspec.dtype)))
+                    return _tables(spec, tspec, rows, seeds, idx, eps[idx], res, x, y)
+
+                key = {"width": int(width), "seeds": [int(s) for s in seeds], "points": [int(i) for i in idx]}
+
+                def lower(run=run, width=width, seeds=seeds, idx=idx, tspec=tspec, args=args):
+                    return run.lower(_keys(seeds, width), np.asarray(args[idx], dtype=tspec.dtype))
+
+                chunks.append(Chunk(key, len(rows), compute, len(rows) * bytes_per_run(spec, tspec, x), lower))
+    return chunks
 
 
 def _tables(spec, tspec, rows, seeds, points, scales, res, x, y) -> dict:
@@ -357,10 +374,10 @@ def _cosine_frame(spec, tspec, res, run_ids, seeds):
     return pd.DataFrame(rows, columns=["run_id", "step", "layer", "width", "cos"])
 
 
-def run_train_sweep(spec: TrainSweep, out: Path, progress: bool = True) -> dict:
-    """Run a gradient-descent sweep into `out`; returns the manifest."""
+def plan_train_sweep(spec: TrainSweep):
+    """The sweep's sweep.Plan: data loaded and checked, chunks ready (nothing computed)."""
     from .models import activations
-    from .sweep import _run_into
+    from .sweep import Plan
 
     act = activations.get(spec.activation)
     x, y = load_data(spec)
@@ -374,8 +391,14 @@ def run_train_sweep(spec: TrainSweep, out: Path, progress: bool = True) -> dict:
             "apply, predicted_escape_step is left NaN", stacklevel=2)
     g = grid(spec)
     extra = {"data_sha256": _digest(x, y)}
-    return _run_into(out, {**spec.to_dict(), **extra}, spec.config_hash(extra), len(g), spec.name,
-                     _chunks(spec, g, x, y), progress)
+    return Plan({**spec.to_dict(), **extra}, spec.config_hash(extra), len(g), spec.name, _chunks(spec, g, x, y))
+
+
+def run_train_sweep(spec: TrainSweep, out: Path, progress: bool = True, resume: bool = False) -> dict:
+    """Run a gradient-descent sweep into `out` (only the missing chunks with `resume`); returns the manifest."""
+    from .sweep import execute
+
+    return execute(plan_train_sweep(spec), out, progress, resume)
 
 
 def _digest(x, y) -> str:
