@@ -159,7 +159,29 @@ def cmd_run(args) -> int:
     spec, extra = load_spec(spec_path, args.variant)
     out = Path(args.out or extra.get("out") or Path("condense_results") / spec.name)
     print(f"sweep {spec.name!r} from {spec_path}: {spec.n_runs} runs -> {out}")
+    if args.executor and not args.dry_run:
+        return _submit(spec, out, args)
     return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run)
+
+
+def _submit(spec, out: Path, args) -> int:
+    """The sweep's chunks as a submitit job array (Slurm, or local / debug on this machine)."""
+    from . import cluster
+
+    for name in ("tasks", "array_parallelism", "slurm_time", "cpus_per_task", "gpus_per_node"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.mem_gb is not None and not args.mem_gb > 0:
+        raise ConfigError(f"--mem-gb must be positive, got {args.mem_gb}")
+    options = {"partition": args.slurm_partition, "array_parallelism": args.array_parallelism,
+               "time_min": args.slurm_time or 60, "cpus_per_task": args.cpus_per_task, "mem_gb": args.mem_gb,
+               "gpus_per_node": args.gpus_per_node}
+    manifest = cluster.submit(spec, out, args.executor, args.tasks or 16, options, wait=not args.no_wait)
+    if manifest is not None:
+        kind = spec.KIND
+        _finish(out, manifest, not args.no_figure, kind, kind == "train" and len(spec.widths) >= 2 and spec.outer_axis()[0] != "")
+    return 0
 
 
 def _lr_drop(text: str) -> tuple[int, float]:
@@ -345,6 +367,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="print the grid size, the chunks and the memory per chunk, compile one chunk, run nothing")
     r.add_argument("--resume", action="store_true",
                     help="compute only the chunks missing from --out (an interrupted sweep of the same configuration)")
+    cl = r.add_argument_group("cluster (submitit): the chunks as a job array; --out must be on a shared file system")
+    cl.add_argument("--executor", choices=["slurm", "local", "debug"],
+                    help="slurm: a Slurm job array; local: subprocesses here; debug: in this process")
+    cl.add_argument("--tasks", type=int, help="array tasks (default 16; each computes every K-th missing chunk)")
+    cl.add_argument("--array-parallelism", type=int, help="Slurm: tasks running at once")
+    cl.add_argument("--slurm-partition", help="Slurm partition")
+    cl.add_argument("--slurm-time", type=int, metavar="MIN", help="time limit per task in minutes (default 60; "
+                    "a task that runs out is requeued and skips the chunks it wrote)")
+    cl.add_argument("--cpus-per-task", type=int, help="CPUs per task")
+    cl.add_argument("--mem-gb", type=float, help="memory per task (GB)")
+    cl.add_argument("--gpus-per-node", type=int, help="GPUs per task's node")
+    cl.add_argument("--no-wait", action="store_true", help="return after submitting; finish later with --resume")
     r.set_defaults(func=cmd_run)
 
     o = sub.add_parser(

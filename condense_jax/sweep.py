@@ -240,46 +240,58 @@ def _part_counts(path: Path) -> dict[str, int]:
     return pd.read_parquet(path, columns=["status"])["status"].value_counts().to_dict()
 
 
+def write_chunk(out: Path, part: int, chunk: Chunk, meta: dict) -> tuple[dict[str, int], set[str]]:
+    """Compute one chunk and write its tables as part `part` (the runs part last: its presence
+    marks the chunk done); returns its status counts and table names."""
+    name = store.part_name(part)
+    frames = chunk.compute()
+    frames = dict(zip(("runs", "series"), frames)) if isinstance(frames, tuple) else frames
+    for table in sorted(frames, key=lambda t: t == "runs"):
+        frame = frames[table]
+        if len(frame) or table in ("runs", "series"):
+            store.write_table(frame, out / table / name, meta)
+        elif (out / table / name).exists():  # an empty table part replaces a stale one
+            (out / table / name).unlink()
+    return frames["runs"]["status"].value_counts().to_dict(), set(frames)
+
+
+def chunk_done(out: Path, part: int) -> bool:
+    return (Path(out) / "runs" / store.part_name(part)).exists()
+
+
 def _write_chunks(out: Path, chunks: list[Chunk], meta: dict, progress: Progress, resume: bool) -> dict:
     """Write each chunk's tables (runs, series, and any others) as numbered Parquet parts; return
-    status counts. With `resume`, a chunk whose runs part exists is kept as it is (the runs part is
-    written last, so its presence means the whole chunk is on disk)."""
-    counts: dict[str, int] = {}
-    files, computed = [], 0
-    tables = {"runs", "series"}
+    status counts. With `resume`, a chunk whose runs part exists is kept as it is."""
+    computed = 0
     with _StopAfterChunk() as stop:
         for part, chunk in enumerate(chunks):
-            name = store.part_name(part)
-            files.append(name)
-            skipped = resume and (out / "runs" / name).exists()
-            if skipped:
-                got = _part_counts(out / "runs" / name)
-                tables.update(p.name for p in out.iterdir() if p.is_dir() and (p / name).exists())
-            else:
-                frames = chunk.compute()
-                frames = dict(zip(("runs", "series"), frames)) if isinstance(frames, tuple) else frames
-                for table in sorted(frames, key=lambda t: t == "runs"):  # runs last: it marks the chunk done
-                    frame = frames[table]
-                    if len(frame) or table in ("runs", "series"):
-                        store.write_table(frame, out / table / name, meta)
-                    elif (out / table / name).exists():  # an empty table part replaces a stale one
-                        (out / table / name).unlink()
-                    tables.add(table)
-                got = frames["runs"]["status"].value_counts().to_dict()
+            skipped = resume and chunk_done(out, part)
+            if not skipped:
+                write_chunk(out, part, chunk, meta)
                 computed += 1
-            for k, v in got.items():
-                counts[k] = counts.get(k, 0) + int(v)
             progress.update(chunk.n_runs, skipped)
             if stop.signal is not None and part + 1 < len(chunks):
                 raise SweepInterrupted(f"{stop.signal}: stopped after chunk {part + 1} of {len(chunks)}; "
                                        "the finished chunks are kept, rerun with --resume to complete the sweep")
-    # parts left over from an earlier run of the same config with more chunks are stale
-    for sub in sorted(tables):
+    return {**summarise_parts(out, len(chunks)), "chunks_computed": computed}
+
+
+def summarise_parts(out: Path, n_chunks: int) -> dict:
+    """Parts, tables and status counts of a sweep whose n_chunks chunks are all on disk; parts
+    beyond them (an earlier run of the same config with more chunks) are removed as stale."""
+    out = Path(out)
+    files = [store.part_name(i) for i in range(n_chunks)]
+    counts: dict[str, int] = {}
+    for name in files:
+        for k, v in _part_counts(out / "runs" / name).items():
+            counts[k] = counts.get(k, 0) + int(v)
+    tables = sorted(p.name for p in out.iterdir() if p.is_dir() and list(p.glob("part-*.parquet")))
+    for sub in tables:
         for p in (out / sub).glob("part-*.parquet"):
             if p.name not in files:
                 p.unlink()
-    return {"parts": files, "tables": sorted(t for t in tables if (out / t).is_dir()), "status_counts": counts,
-            "chunks_computed": computed}
+    tables = sorted(t for t in tables if list((out / t).glob("part-*.parquet")))
+    return {"parts": files, "tables": tables, "status_counts": counts}
 
 
 def _run_into(out: Path, config: dict, config_hash: str, n_runs: int, name: str, chunks, progress: bool,

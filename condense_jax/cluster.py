@@ -1,0 +1,155 @@
+"""Sweeps on a Slurm cluster through submitit (issue #6): the chunks split into array tasks.
+
+    condense run SPEC --executor slurm --slurm-partition gpu --tasks 32 --array-parallelism 8
+
+The submitting process plans the sweep (sweep.Plan), writes the provisional manifest with the plan
+into the result directory (which must be on a file system the nodes share), and submits one
+Slurm job array through submitit: task k computes the chunks k, k + K, k + 2K, … that are not on
+disk yet, writing each as its numbered part files exactly as a local sweep does. Completion is read
+from the files, never from memory: the runs part of a chunk is written last, so its presence means
+the chunk is done. A preempted or timed-out task is requeued by submitit's checkpointing
+(ChunkTask is Checkpointable) and skips the chunks it already wrote. When every task has
+finished, the final manifest is written; with --no-wait the command returns after submitting,
+and `condense run SPEC --resume` later computes whatever is missing (nothing, normally) and
+writes it. The "local" (subprocesses) and "debug" (in-process) executors run the same tasks on
+this machine, which is how the tests exercise it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import submitit
+
+from . import store
+from .config import SPEC_KINDS, ConfigError
+
+EXECUTORS = ("slurm", "local", "debug")
+
+
+def spec_from_dict(doc: dict):
+    """A spec from its to_dict() (the manifest's config): kind plus its fields."""
+    doc = dict(doc)
+    kind = doc.pop("kind", None)
+    if kind not in SPEC_KINDS:
+        raise ConfigError(f"unknown sweep kind {kind!r} in the configuration")
+    return SPEC_KINDS[kind].from_mapping(doc, "the submitted configuration")
+
+
+def plan_for(spec):
+    """The sweep.Plan of any spec."""
+    from .config import FourPhaseSweep, TrainSweep
+
+    if isinstance(spec, FourPhaseSweep):
+        from .four_phases import plan_four_phases
+
+        return plan_four_phases(spec)
+    if isinstance(spec, TrainSweep):
+        from .train_sweep import plan_train_sweep
+
+        return plan_train_sweep(spec)
+    from .sweep import plan_ode_sweep
+
+    return plan_ode_sweep(spec)
+
+
+class ChunkTask(submitit.helpers.Checkpointable):
+    """One array task: compute the given chunks of a sweep that are missing from `out`.
+
+    Called with the list of chunk indices; on preemption submitit calls `checkpoint` (inherited),
+    which resubmits the same task with the same indices, and the chunks already written are skipped.
+    """
+
+    def __init__(self, spec_doc: dict, out: str, plan: list):
+        self.spec_doc, self.out, self.plan = spec_doc, out, plan
+
+    def __call__(self, indices: list[int]) -> dict:
+        from .devices import use_all_cpu_cores
+
+        use_all_cpu_cores()  # a fresh task process: one XLA device per core (no-op once JAX has started)
+        from . import sweep
+
+        plan = plan_for(spec_from_dict(self.spec_doc))
+        keys = json.loads(json.dumps([c.key for c in plan.chunks]))
+        if keys != self.plan:
+            raise RuntimeError("this task's chunking differs from the submitted plan (another device count?); "
+                               "give chunk_size in the spec")
+        meta = {"config": plan.config, "config_hash": plan.config_hash, **store.provenance()}
+        out = Path(self.out)
+        done = []
+        for i in indices:
+            if not sweep.chunk_done(out, i):
+                sweep.write_chunk(out, i, plan.chunks[i], meta)
+                done.append(i)
+        return {"computed": done, "requested": list(indices)}
+
+
+def split(missing: list[int], tasks: int) -> list[list[int]]:
+    """Round-robin: task k gets missing[k], missing[k + K], …"""
+    tasks = max(1, min(tasks, len(missing)))
+    return [missing[k::tasks] for k in range(tasks)] if missing else []
+
+
+def make_executor(kind: str, folder: Path, options: dict):
+    if kind not in EXECUTORS:
+        raise ConfigError(f"unknown executor {kind!r}; known: {list(EXECUTORS)}")
+    executor = submitit.AutoExecutor(folder=folder, cluster=None if kind == "slurm" else kind)
+    params = {"timeout_min": options.get("time_min", 60), "name": options.get("name", "condense")}
+    if options.get("cpus_per_task"):
+        params["cpus_per_task"] = options["cpus_per_task"]
+    if options.get("mem_gb"):
+        params["mem_gb"] = options["mem_gb"]
+    if options.get("gpus_per_node"):
+        params["gpus_per_node"] = options["gpus_per_node"]
+    if kind == "slurm":
+        if options.get("partition"):
+            params["slurm_partition"] = options["partition"]
+        if options.get("array_parallelism"):
+            params["slurm_array_parallelism"] = options["array_parallelism"]
+    executor.update_parameters(**params)
+    return executor
+
+
+def submit(spec, out: Path, kind: str = "slurm", tasks: int = 16, options: dict | None = None, wait: bool = True,
+           log=print) -> dict | None:
+    """Plan the sweep, write the provisional manifest, submit the missing chunks as a job array of
+    at most `tasks` tasks; with `wait`, wait for them and write the final manifest (returned)."""
+    from . import sweep
+
+    options = dict(options or {})
+    plan = plan_for(spec)
+    out = Path(out)
+    keys = [c.key for c in plan.chunks]
+    manifest = store.read_manifest(out)
+    store.check_out_dir(out, plan.config_hash, resume=manifest is not None, plan=keys)
+    meta = {"config": plan.config, "config_hash": plan.config_hash, **store.provenance()}
+    store.write_manifest(out, {**meta, "complete": False, "n_runs": plan.n_runs, "plan": keys, "executor": kind})
+    missing = [i for i in range(len(plan.chunks)) if not sweep.chunk_done(out, i)]
+    groups = split(missing, tasks)
+    if groups:
+        executor = make_executor(kind, out / ".submitit", {"name": plan.name, **options})
+        task = ChunkTask(spec.to_dict(), str(out), json.loads(json.dumps(keys)))
+        jobs = executor.map_array(task, groups)
+        log(f"submitted {len(jobs)} {kind} task(s) for {len(missing)} of {len(plan.chunks)} chunks "
+            f"(job {jobs[0].job_id.split('_')[0]}); logs in {out / '.submitit'}")
+        if not wait:
+            log("when they have finished: the same command with --resume writes the final manifest "
+                "(and computes any chunk still missing)")
+            return None
+        failures = []
+        for job in jobs:
+            try:
+                job.result()
+            except Exception as e:  # a failed task: its chunks stay missing, the others are kept
+                failures.append(f"task {job.job_id}: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
+        for line in failures:
+            log(line)
+    still = [i for i in range(len(plan.chunks)) if not sweep.chunk_done(out, i)]
+    if still:
+        raise ConfigError(f"{len(still)} of {len(plan.chunks)} chunks are missing after the array "
+                          f"(see {out / '.submitit'}); rerun with --resume")
+    manifest = {**meta, "complete": True, "n_runs": plan.n_runs, "plan": keys, "executor": kind,
+                **sweep.summarise_parts(out, len(plan.chunks)), "chunks_computed": len(missing)}
+    store.write_manifest(out, manifest)
+    return manifest
