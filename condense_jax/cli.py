@@ -109,11 +109,11 @@ def _finish(out: Path, manifest: dict, figure: bool, kind: str = "ode", phase_gr
 def _four_phase_summary(out: Path) -> None:
     """Phase counts and the fit of t_I→II against log(1/ε), printed after a four-phase sweep."""
     import numpy as np
-    import pandas as pd
 
+    from . import store
     from .phase_detect import PHASES, fit_log_eps
 
-    runs = pd.read_parquet(out / "runs")
+    runs = store.read_table(out, "runs")
     shares = ", ".join(f"{p}: {runs[f'phase_{p}'].mean():.0%}" for p in PHASES)
     print(f"runs showing each phase: {shares}")
     for col in ("t_I_II", "t_drop"):

@@ -11,6 +11,8 @@ import hashlib
 import json
 import math
 import tomllib
+import types
+import typing
 from pathlib import Path
 
 
@@ -72,20 +74,61 @@ def _seeds(value) -> tuple[int, ...]:
     return tuple(range(n))
 
 
+def _conforms(value, tp) -> bool:
+    """Whether a TOML value fits a field annotation (float takes an int; int and float never a bool)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp in (str, bool):
+        return isinstance(value, tp)
+    if tp is type(None):
+        return value is None
+    if origin in (types.UnionType, typing.Union):
+        return any(_conforms(value, a) for a in args)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_conforms(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_conforms(v, a) for v, a in zip(value, args))
+    return True
+
+
+def _describe(tp) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_describe(a) for a in args if a is not type(None))
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            plural = {float: "numbers", int: "integers", str: "strings", bool: "booleans"}
+            return f"a list of {plural.get(args[0]) or _describe(args[0])}"
+        return f"a list of {len(args)} ({', '.join(_describe(a) for a in args)})"
+    return {float: "a number", int: "an integer", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
 class _Spec:
     """What every sweep spec shares: a plain dict (for manifests) and the hash of its numbers."""
 
     KIND = ""
     LIST_KEYS: tuple[str, ...] = ()  # keys a TOML table may give as one value instead of a list
+    ALSO = {"seeds": int}  # keys that also take a value of another type (seeds: a count)
 
     @classmethod
     def from_mapping(cls, d: dict, where: str):
-        """Build the spec from a TOML table, rejecting unknown keys with a clear message."""
+        """Build the spec from a TOML table, rejecting unknown keys and values of the wrong type
+        (checked against the fields' annotations) with a clear message."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(known)}")
         d = {k: [v] if k in cls.LIST_KEYS and not isinstance(v, list) else v for k, v in d.items()}
+        hints = typing.get_type_hints(cls)
+        for key, value in d.items():
+            tp = hints[key]
+            if not (_conforms(value, tp) or (key in cls.ALSO and _conforms(value, cls.ALSO[key]))):
+                raise ConfigError(f"{where}: {key} must be {_describe(tp)}, got {value!r}")
         return cls(**d)
 
     def to_dict(self) -> dict:
@@ -513,9 +556,11 @@ def load_spec(path: str | Path, variant: str | None = None) -> tuple[OdeSweep | 
     the table (e.g. `quick`, a small version that shows the same phenomenon in about a minute)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read spec file {str(path)!r}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"spec file {str(path)!r} is not UTF-8 text (byte {e.start}): not a TOML spec") from None
     return parse_spec(text, str(path), variant)
 
 
@@ -523,18 +568,22 @@ def parse_spec(text: str, where: str, variant: str | None = None) -> tuple[OdeSw
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{where} is not valid TOML: {e}") from None
+        raise ConfigError(f"{where} is not valid TOML: {str(e).splitlines()[0]}") from None
     unknown = sorted(set(doc) - {"kind", "name", "out", "variants", *SPEC_KINDS})
     if unknown:
         raise ConfigError(f"{where}: unknown top-level key(s) {unknown}; expected kind, name, out, [ode], [train] or [four_phases], [variants.*]")
     kind = doc.get("kind", "ode")
-    if kind not in SPEC_KINDS:
+    if not isinstance(kind, str) or kind not in SPEC_KINDS:
         raise ConfigError(f"{where}: unknown kind {kind!r} (supported: {', '.join(map(repr, SPEC_KINDS))})")
     table = doc.get(kind, {})
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: [{kind}] must be a table")
     variants = doc.get("variants", {})
+    if not isinstance(variants, dict):
+        raise ConfigError(f"{where}: variants must be tables [variants.NAME], got {type(variants).__name__}")
     name = doc.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(f"{where}: name must be a string, got {name!r}")
     if variant is not None:
         if variant not in variants or not isinstance(variants[variant], dict):
             raise ConfigError(f"{where}: no variant {variant!r}; variants: {sorted(variants)}")

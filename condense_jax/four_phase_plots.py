@@ -181,25 +181,22 @@ def _save(fig, path: Path) -> Path:
 def figures_from_dir(path: Path, out_dir: Path | None = None) -> list[Path]:
     """The four-phase figures of a result directory: a timeline and an arrows panel for a couple of
     runs (with per-neuron records), and the sweep figure; returns the PNG paths."""
-    import pandas as pd
+    from . import store
 
     path = Path(path)
     out_dir = Path(out_dir) if out_dir else path / "figures"
-    try:
-        runs = pd.read_parquet(path / "runs")
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read the runs table of {str(path)!r}: {e}") from None
+    runs = store.read_table(path, "runs")
     if "phases" not in runs:
         raise ConfigError(f"{str(path)!r} is not a four-phase sweep (its runs table has no phase columns)")
     paths = [_save(sweep_figure(runs), out_dir / "phase_times.png")]
     has_neurons = (path / "neurons").is_dir()
-    neuron_ids = set(pd.read_parquet(path / "neurons", columns=["run_id"])["run_id"].unique()) if has_neurons else set()
+    neuron_ids = set(store.read_table(path, "neurons", columns=["run_id"])["run_id"].unique()) if has_neurons else set()
     candidates = runs[runs["run_id"].isin(neuron_ids)] if neuron_ids else runs
     for rid in pick_runs(candidates):
         run = runs[runs["run_id"] == rid].iloc[0]
-        series = pd.read_parquet(path / "series", filters=[("run_id", "==", rid)])
+        series = store.read_table(path, "series", filters=[("run_id", "==", rid)])
         paths.append(_save(timeline_figure(run, series), out_dir / f"timeline_run{rid}.png"))
         if rid in neuron_ids:
-            neurons = pd.read_parquet(path / "neurons", filters=[("run_id", "==", rid)])
+            neurons = store.read_table(path, "neurons", filters=[("run_id", "==", rid)])
             paths.append(_save(arrows_figure(run, neurons), out_dir / f"neurons_run{rid}.png"))
     return paths

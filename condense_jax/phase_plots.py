@@ -171,12 +171,12 @@ def rd_width_figure(runs, table, layer: str | None = None, coords=None):
 def phase_from_dir(path: Path, out_dir: Path | None = None, k: float = 2.0, tol: float = 0.05, coords=None):
     """Read DIR/runs, fit and classify every grid point, write DIR/phase/phase_table.{parquet,csv}
     and the figures (default out_dir: DIR/figures). Returns (table, written paths)."""
-    import pandas as pd
+    from . import store
 
     path = Path(path)
     if not (path / "runs").exists():
         raise ConfigError(f"{str(path)!r} has no runs/ table: not a condense_jax training result")
-    runs = pd.read_parquet(path / "runs")
+    runs = store.read_table(path, "runs")
     if "model" not in runs:
         raise ConfigError(f"{str(path)!r} holds ODE results; phase diagrams are built from training sweeps (condense train / kind = 'train')")
     table = phase.phase_table(runs, coords=coords, k=k, tol=tol)

@@ -112,10 +112,7 @@ def build_report(path: Path, output: Path | None = None) -> Path:
     if manifest is None:
         raise ConfigError(f"{str(path)!r} is not a condense_jax result directory (no manifest.json)")
     kind = _kind(manifest)
-    try:
-        runs = pd.read_parquet(path / "runs")
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read the runs table of {str(path)!r}: {e}") from None
+    runs = store.read_table(path, "runs")
     config = manifest.get("config") or {}
     with tempfile.TemporaryDirectory() as tmp:
         pngs, notes = _figures(path, kind, Path(tmp), config)

@@ -148,20 +148,42 @@ def part_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
+def read_table(out: Path, name: str, columns=None, filters=None):
+    """Table `name` (runs, series, …) of a result directory as a pandas DataFrame.
+
+    Anything that is not a condense_jax table — missing, unreadable, not Parquet, a Parquet file
+    without condense_jax's metadata (a foreign file), lacking a requested column — is a ConfigError
+    with one line naming the path, never a traceback."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(out) / name
+    files = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
+    if not path.exists() or not files:
+        raise ConfigError(f"{str(path)!r} does not exist or holds no table parts (not a condense_jax result?)")
+    try:
+        for f in files:
+            if b"condense_jax" not in (pq.read_schema(f).metadata or {}):
+                raise ConfigError(f"{str(f)!r} is a Parquet file but not a condense_jax table (no condense_jax metadata)")
+        return pd.read_parquet(path, columns=columns, filters=filters)
+    except ConfigError:
+        raise
+    except (OSError, pa.ArrowException, ValueError, KeyError, TypeError) as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise ConfigError(f"{str(path)!r} is not a readable condense_jax table ({type(e).__name__}: {first})") from None
+
+
 def read_runs(out: Path):
     """The runs table of a result directory, as a pandas DataFrame sorted by run_id."""
-    import pandas as pd
-
-    return pd.read_parquet(Path(out) / "runs").sort_values("run_id", ignore_index=True)
+    return read_table(out, "runs").sort_values("run_id", ignore_index=True)
 
 
 def read_series(out: Path, run_ids=None):
     """The long-format series table (optionally only some runs), sorted by run_id then time
     (`tau` for ODE sweeps, `step` for training sweeps)."""
-    import pandas as pd
-
     filters = [("run_id", "in", list(run_ids))] if run_ids is not None else None
-    df = pd.read_parquet(Path(out) / "series", filters=filters)
+    df = read_table(out, "series", filters=filters)
     return df.sort_values(["run_id", "tau" if "tau" in df.columns else "step"], ignore_index=True)
 
 

@@ -35,9 +35,9 @@ STEP_LABEL = "step (0, then log scale)"
 
 def read_runs(path: Path):
     """The runs table sorted by run_id."""
-    import pandas as pd
+    from . import store
 
-    return pd.read_parquet(Path(path) / "runs").sort_values("run_id", ignore_index=True)
+    return store.read_table(path, "runs").sort_values("run_id", ignore_index=True)
 
 
 def read_series(path: Path, run_ids=None):
