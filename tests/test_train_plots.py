@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from condense_jax import store
 from condense_jax import train_plots as tp
 from condense_jax.config import ConfigError
 
@@ -112,7 +113,7 @@ def deep_linear_tables():
 def write_dir(path: Path, **tables) -> Path:
     for name, df in tables.items():
         (path / name).mkdir(parents=True, exist_ok=True)
-        df.to_parquet(path / name / "part-00000.parquet", index=False)
+        store.write_table(df, path / name / "part-00000.parquet", {"config": {"kind": "train"}})
     return path
 
 
