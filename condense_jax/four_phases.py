@@ -82,7 +82,7 @@ def run_tables(spec: FourPhaseSweep, width: int, point: int, n: int, delta: floa
     """runs, series and neurons frames of one chunk; res has leading axes (seeds, init scales)."""
     import pandas as pd
 
-    from .phase_detect import detect_runs
+    from .phase_detect import detect
     from .relu_flow import STATUS_CODES
 
     eps = np.asarray(spec.init_scales, float)
@@ -94,7 +94,14 @@ def run_tables(spec: FourPhaseSweep, width: int, point: int, n: int, delta: floa
     ids = run_ids(spec, width, point, seeds)
     series = {k: flat(getattr(rec, k)) for k in SERIES}
     cond = np.minimum(series["cond_pos"], series["cond_neg"])
-    found = pd.DataFrame(detect_runs(t, series["loss"], cond, series["pattern_changes"], series["accuracy"], spec.detector()))
+    # a frozen run (diverged or converged) is judged on its records up to the time it stopped: its
+    # frozen loss afterwards is flat and must not read as a plateau
+    stop = flat(res.stop_time).astype(float)
+    det = spec.detector()
+    found = pd.DataFrame([
+        detect(t[keep], series["loss"][i][keep], cond[i][keep], series["pattern_changes"][i][keep], series["accuracy"][i][keep], det)
+        for i, keep in enumerate(t[None, :] <= stop[:, None] * (1 + 1e-9))
+    ])
     m = width
     runs = pd.DataFrame({
         "run_id": ids, "width": width, "n": n, "delta": delta, "init_scale": eps_col, "seed": seed_col,

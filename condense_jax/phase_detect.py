@@ -47,11 +47,22 @@ def _first(mask, start: int = 0) -> int | None:
     return int(idx[0]) + start if len(idx) else None
 
 
+def absent() -> dict:
+    """The detector's answer for a run too short to judge: every boundary NaN, every phase absent."""
+    nan = float("nan")
+    out = {k: nan for k in ("t_I_II", "t_II_III", "t_III_IV", "t_escape", "t_plateau_end", "t_drop", "plateau_loss")}
+    out.update({f"phase_{p}": False for p in PHASES})
+    out["phases"] = "none"
+    return out
+
+
 def detect(t, loss, cond, pattern_changes, accuracy, det: Detector | None = None) -> dict:
     """Phase boundaries of one run: t (R,) increasing, loss (R,), cond (R,) = min(cond_pos,
     cond_neg), pattern_changes (R,), accuracy (R,); `det` the thresholds (default: Detector()).
     Returns a flat dict (see the module doc)."""
     det = det or Detector()
+    if len(t) < 3:
+        return absent()
     t, loss = np.asarray(t, float), np.asarray(loss, float)
     cond, changes, acc = np.asarray(cond, float), np.asarray(pattern_changes), np.asarray(accuracy, float)
     nan = float("nan")

@@ -287,6 +287,10 @@ def test_frozen_runs_do_not_disturb_their_batch_mates(tmp_path, capsys):
     assert code == 0
     conv = pd.read_parquet(tmp_path / "conv" / "runs")
     assert set(conv["status"]) == {"converged"} and (conv["final_loss"] <= 0.05).all() and (conv["stop_time"] < 300).all()
+    # the frozen, flat tail is not read as a plateau: every boundary lies before the stop
+    for col in ("t_I_II", "t_drop", "t_II_III", "t_plateau_end", "t_III_IV"):
+        assert (conv[col].isna() | (conv[col] <= conv["stop_time"])).all(), col
+    assert (conv["plateau_loss"].isna() | (conv["plateau_loss"] > 0.05)).all()
 
 
 @pytest.mark.parametrize("args, needle", [
