@@ -211,7 +211,25 @@ def _segment_solver(field: Callable, opts: SolverOptions, per_start_saves: bool 
         out = sharded(y0, args, tau0, tau1, save_taus)
         return jax.tree_util.tree_map(lambda v: v[:n], out)
 
+    def lower(y0, args, tau0, tau1, save_taus):  # for --dry-run: the padded call, lowered
+        n = len(jax.tree_util.tree_leaves(y0)[0])
+        extra = -n % len(devices)
+        pad = lambda v: np.concatenate([v, np.repeat(v[:1], extra, 0)]) if extra else v
+        y0, args = jax.tree_util.tree_map(pad, (y0, args))
+        return sharded.lower(y0, args, tau0, tau1, pad(np.asarray(save_taus)) if per_start_saves else save_taus)
+
+    padded.lower = lower
     return padded
+
+
+def lower_first_segment(a, b, c, opts: SolverOptions):
+    """The compiled call of the first τ segment of the three-layer solve of these starts, lowered
+    but not run (`--dry-run`); later segments reuse it when their save grids have its length."""
+    a, b, c = _as_batch(a, b, c)
+    start = reduce_start(a, b, c)
+    solve = _segment_solver(_reduced_field, opts)
+    k = max(2, int(round(opts.tau_first / opts.series_dtau)) + 1)
+    return solve.lower(start.y0, (start.lam_hat, start.mu_hat), 0.0, opts.tau_first, jnp.asarray(np.linspace(0.0, opts.tau_first, k)))
 
 
 def _tail_tstar(t, e, depth):

@@ -182,7 +182,7 @@ def dry_run(plan: Plan, compile_first: bool = True) -> list[str]:
         first.lower().compile()
         lines.append(f"compiled the first chunk's call in {time.monotonic() - t0:.1f} s (not run)")
     elif compile_first and first is not None:
-        lines.append("the first chunk's calls compile when it runs (host-driven segments); nothing compiled ahead")
+        lines.append("the first chunk's calls compile when it runs (depth > 3: host-driven full-form segments); nothing compiled ahead")
     return lines
 
 
@@ -335,17 +335,29 @@ def ode_chunks(spec: OdeSweep) -> list[Chunk]:
         extra = group.drop(columns=["run_id"]).reset_index(drop=True)
         size = spec.chunk_size or auto_chunk_size(int(width), spec.depth)
 
-        def compute(group=group, width=int(width), lo=0, hi=0, size=size, run_ids=run_ids, extra=extra):
+        def arrays_of(lo, hi, group=group, width=int(width), size=size):
+            """The chunk's starts, padded to the chunk size (one compiled shape per width)."""
             starts = [sample_starts(int(r.seed), width, spec.depth, (r.scale_a, r.scale_b, r.scale_c))
                       for r in group.iloc[lo:hi].itertuples()]
-            arrays = [np.stack(v) for v in zip(*starts)]
-            res = solve_range(solve, arrays, 0, hi - lo, size if len(group) > size else hi - lo)
+            return [np.stack(v) for v in zip(*starts)], (size if len(group) > size else hi - lo)
+
+        def compute(lo, hi, arrays_of=arrays_of, run_ids=run_ids, extra=extra):
+            arrays, padded = arrays_of(lo, hi)
+            res = solve_range(solve, arrays, 0, hi - lo, padded)
             return _frames(res, run_ids[lo:hi], extra.iloc[lo:hi])
+
+        def lower(lo, hi, arrays_of=arrays_of):
+            from .blowup import lower_first_segment
+
+            arrays, padded = arrays_of(lo, hi)
+            arrays = [np.concatenate([v, np.repeat(v[:1], padded - len(v), 0)]) for v in arrays]
+            return lower_first_segment(*arrays, solver_options(spec))
 
         for lo, hi in chunk_ranges(len(group), size):
             chunks.append(Chunk({"width": int(width), "runs": [int(run_ids[lo]), int(run_ids[hi - 1])]}, hi - lo,
-                                functools.partial(compute, lo=lo, hi=hi),
-                                nbytes=min(size, len(group)) * bytes_per_start(int(width), spec.depth)))
+                                functools.partial(compute, lo, hi),
+                                nbytes=min(size, len(group)) * bytes_per_start(int(width), spec.depth),
+                                lower=functools.partial(lower, lo, hi) if spec.depth == 3 else None))
     return chunks
 
 
