@@ -90,7 +90,8 @@ def arrows_figure(run, neurons):
             marks.append((label, float(run[key])))
     marks.append(("final", times[-1]))
     fig, axes = _figure(1, len(marks), size=(3.0, 3.2))
-    delta = np.deg2rad(run["delta"]) if np.isfinite(run["delta"]) else None
+    angle = run.get("class_angle", run["delta"])  # the class means' angle (older tables: the nominal Δ)
+    delta = np.deg2rad(angle) if np.isfinite(angle) else None
     for ax, (label, tm) in zip(axes[0], marks):
         at = times[np.argmin(np.abs(np.log(times) - np.log(tm)))]
         f = nr[nr["t"] == at]

@@ -78,7 +78,7 @@ def _keys(seeds, width: int):
     return jax.numpy.stack([jax.random.fold_in(jax.random.PRNGKey(int(s)), int(width)) for s in seeds])
 
 
-def run_tables(spec: FourPhaseSweep, width: int, point: int, n: int, delta: float, seeds, res) -> dict:
+def run_tables(spec: FourPhaseSweep, width: int, point: int, n: int, delta: float, seeds, res, class_angle: float = np.nan) -> dict:
     """runs, series and neurons frames of one chunk; res has leading axes (seeds, init scales)."""
     import pandas as pd
 
@@ -106,6 +106,7 @@ def run_tables(spec: FourPhaseSweep, width: int, point: int, n: int, delta: floa
     runs = pd.DataFrame({
         "run_id": ids, "width": width, "n": n, "delta": delta, "init_scale": eps_col, "seed": seed_col,
         "log_inv_eps": np.log(1 / eps_col),
+        "class_angle": class_angle,  # degrees between the class-mean directions x₊, x₋ of the data
         "status": [STATUS_CODES[int(c)] for c in flat(res.status)],
         "stop_time": flat(res.stop_time).astype(float),
         "stop_step": pd.array(np.where(flat(res.stop_step) >= 0, flat(res.stop_step), -1), dtype="Int64"),
@@ -163,11 +164,12 @@ def _chunks(spec: FourPhaseSweep, data: dict) -> list:
             for lo in range(0, len(spec.seeds), per):
                 seeds = spec.seeds[lo:lo + per]
 
-                def compute(run=cache[key], width=width, point=point, x=x, y=y, delta=delta, seeds=seeds, fspec=fspec):
+                def compute(run=cache[key], width=width, point=point, x=x, y=y, delta=delta, seeds=seeds, fspec=fspec, dirs=dirs):
                     import jax
 
                     res = jax.device_get(run(_keys(seeds, width), np.asarray(spec.init_scales, fspec.dtype), x, y))
-                    return run_tables(spec, width, point, len(x), delta, seeds, res)
+                    angle = float(np.degrees(np.arccos(np.clip(dirs[0] @ dirs[1], -1.0, 1.0))))
+                    return run_tables(spec, width, point, len(x), delta, seeds, res, angle)
 
                 def lower(run=cache[key], width=width, x=x, y=y, seeds=seeds, fspec=fspec):
                     return run.lower(_keys(seeds, width), np.asarray(spec.init_scales, fspec.dtype), x, y)
