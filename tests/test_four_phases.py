@@ -124,6 +124,24 @@ def test_gradient_flow_and_small_step_descent_agree_on_the_phases():
             assert abs(np.log(a[key] / b[key])) <= np.log(ratio.max()) * 1.01, (key, a[key], b[key])
 
 
+def test_float64_is_float64_in_a_fresh_process():
+    """Asking for float64 switches JAX's 64-bit mode on (it would otherwise compute in float32)."""
+    import subprocess
+    import sys
+
+    code = ("import jax, numpy as np\n"
+            "from condense_jax import relu_flow, two_class\n"
+            "assert not jax.config.jax_enable_x64\n"
+            "x, y = two_class.angled_classes(20, seed=0)\n"
+            "for method in ('gd', 'gf'):\n"
+            "    spec = relu_flow.FlowSpec(width=4, method=method, dtype='float64', times=(0.5, 1.0, 2.0))\n"
+            "    make = relu_flow.make_flow if method == 'gf' else relu_flow.make_descent\n"
+            "    res = jax.jit(make(spec, relu_flow.class_directions(x, y)))(jax.random.PRNGKey(0), 1e-3, x, y)\n"
+            "    assert res.records.loss.dtype == np.float64 and res.params.w.dtype == np.float64, method\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
 # --- the detector on synthetic series with known boundaries ------------------------------------
 
 
