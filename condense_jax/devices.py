@@ -54,3 +54,12 @@ def split_seeds(grid, n_shared: int):
 
     run.lower = lambda keys, *shared: sharded.lower(pad(keys), *(jnp.asarray(v) for v in shared))  # for --dry-run
     return run
+
+
+def enable_dtype(dtype: str) -> None:
+    """float64 runs need JAX's 64-bit mode (the effective ODE switches it on too); without it JAX
+    silently computes a float64 request in float32. Call before tracing."""
+    import jax
+
+    if str(dtype) == "float64" and not jax.config.jax_enable_x64:
+        jax.config.update("jax_enable_x64", True)

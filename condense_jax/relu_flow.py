@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .config import ConfigError
+from .devices import enable_dtype
 
 LOSSES = ("logistic", "exponential")
 INITS = ("gaussian", "balanced")
@@ -262,17 +263,10 @@ def _select(flag, new, old):
     return jax.tree_util.tree_map(lambda u, v: jnp.where(flag, u, v), new, old)
 
 
-def _precision(spec: FlowSpec) -> None:
-    """float64 runs need JAX's 64-bit mode (as the effective ODE does); without it JAX would
-    silently compute in float32."""
-    if spec.dtype == "float64" and not jax.config.jax_enable_x64:
-        jax.config.update("jax_enable_x64", True)
-
-
 def make_descent(spec: FlowSpec, dirs) -> callable:
     """A pure `run(key, eps, x, y) -> RunResult` of small-step GD (x, y are arguments, so one
     compile serves every data set of the same shape)."""
-    _precision(spec)
+    enable_dtype(spec.dtype)
     hs, counts, _ = descent_schedule(spec)
     dtype = jnp.dtype(spec.dtype)
     steps = jnp.asarray(hs, dtype)
@@ -318,7 +312,7 @@ def make_flow(spec: FlowSpec, dirs) -> callable:
     vector field only piecewise smooth; the controller rejects the steps that straddle one."""
     import diffrax
 
-    _precision(spec)
+    enable_dtype(spec.dtype)
     dtype = jnp.dtype(spec.dtype)
     times = jnp.asarray(record_times(spec), dtype)
     dirs = tuple(jnp.asarray(v, dtype) for v in dirs)

@@ -23,6 +23,7 @@ import optax
 
 from . import metrics
 from .config import ConfigError
+from .devices import enable_dtype
 from .models import activations, deep_linear, mlp
 
 MODELS = ("three-layer", "two-layer", "deep-linear", "cnn")
@@ -304,6 +305,7 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
     index while a run runs), and the three-layer network uses its written-out forward and
     backward pass (Model.value_and_grad).
     """
+    enable_dtype(spec.dtype)  # before anything is traced
     model = _model(spec, x, y)
     opt = _optimizer(spec)
     recorded = spec.recorded()

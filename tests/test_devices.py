@@ -58,3 +58,19 @@ def test_four_devices_give_the_single_device_tables(kind, tmp_path):
         one = pd.read_parquet(tmp_path / "one" / table).sort_values(order).reset_index(drop=True)
         four = pd.read_parquet(tmp_path / "four" / table).sort_values(order).reset_index(drop=True)
         same(one, four, rtol)
+
+
+def test_float64_requests_compute_in_float64_in_a_fresh_process():
+    """A float64 training run switches JAX's 64-bit mode on before tracing; otherwise JAX would
+    compute it in float32 (with a warning) until some other module switched the mode on."""
+    code = ("import warnings, jax, numpy as np\n"
+            "warnings.simplefilter('error')\n"
+            "from condense_jax import train_sweep\n"
+            "from condense_jax.config import TrainSweep\n"
+            "assert not jax.config.jax_enable_x64\n"
+            "plan = train_sweep.plan_train_sweep(TrainSweep(widths=(5,), seeds=2, steps=20, dtype='float64', predict_escape=False))\n"
+            "frames = plan.chunks[0].compute()\n"
+            "assert jax.config.jax_enable_x64\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr[-2000:]
