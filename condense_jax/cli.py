@@ -348,6 +348,16 @@ def cmd_phase(args) -> int:
     return 0
 
 
+def _sweep_flags(p) -> None:
+    """The flags every sweep command shares."""
+    p.add_argument("--no-figure", action="store_true", help="do not draw figures")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the grid size, the chunks and the memory per chunk, compile one chunk, run nothing")
+    p.add_argument("--resume", action="store_true",
+                   help="compute only the chunks missing from --out (an interrupted sweep of the same configuration)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="condense",
@@ -361,12 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("spec", nargs="?", help="path to a .toml spec, or a name in sweeps/ (default: quickstart)")
     r.add_argument("--variant", help="a [variants.NAME] of the spec, e.g. quick")
     r.add_argument("--out", help="result directory (default: the spec's `out`, else condense_results/NAME)")
-    r.add_argument("--no-figure", action="store_true", help="do not draw figures")
-    r.add_argument("--quiet", action="store_true", help="no progress output")
-    r.add_argument("--dry-run", action="store_true",
-                    help="print the grid size, the chunks and the memory per chunk, compile one chunk, run nothing")
-    r.add_argument("--resume", action="store_true",
-                    help="compute only the chunks missing from --out (an interrupted sweep of the same configuration)")
+    _sweep_flags(r)
     cl = r.add_argument_group("cluster (submitit): the chunks as a job array; --out must be on a shared file system")
     cl.add_argument("--executor", choices=["slurm", "local", "debug"],
                     help="slurm: a Slurm job array; local: subprocesses here; debug: in this process")
@@ -411,12 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per_start: every start its own adaptive steps (its numbers do not depend on its chunk-mates); "
                    "shared: one step size per chunk, often 10-40%% faster, every start still within the tolerance")
     o.add_argument("--name", default="ode", help="name of the sweep (in the manifest)")
-    o.add_argument("--no-figure", action="store_true", help="do not draw figures")
-    o.add_argument("--quiet", action="store_true", help="no progress output")
-    o.add_argument("--dry-run", action="store_true",
-                    help="print the grid size, the chunks and the memory per chunk, compile one chunk, run nothing")
-    o.add_argument("--resume", action="store_true",
-                    help="compute only the chunks missing from --out (an interrupted sweep of the same configuration)")
+    _sweep_flags(o)
     o.set_defaults(func=cmd_ode)
 
     tr = sub.add_parser(
@@ -474,12 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-predict", action="store_true", help="skip the effective-ODE prediction of the escape step")
     tr.add_argument("--chunk-size", type=int, help="seeds per compiled call (default: sized to ~512 MB)")
     tr.add_argument("--name", default="train", help="name of the sweep (in the manifest)")
-    tr.add_argument("--no-figure", action="store_true", help="do not draw figures")
-    tr.add_argument("--quiet", action="store_true", help="no progress output")
-    tr.add_argument("--dry-run", action="store_true",
-                    help="print the grid size, the chunks and the memory per chunk, compile one chunk, run nothing")
-    tr.add_argument("--resume", action="store_true",
-                    help="compute only the chunks missing from --out (an interrupted sweep of the same configuration)")
+    _sweep_flags(tr)
     tr.set_defaults(func=cmd_train)
 
     ph = sub.add_parser(
@@ -535,12 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("--cos-tol", type=float, help="condensation: every live neuron within this cos of its group (default 0.98)")
     fp.add_argument("--chunk-size", type=int, help="seeds per compiled call (default: all)")
     fp.add_argument("--name", help="name of the sweep (in the manifest)")
-    fp.add_argument("--no-figure", action="store_true", help="do not draw figures")
-    fp.add_argument("--quiet", action="store_true", help="no progress output")
-    fp.add_argument("--dry-run", action="store_true",
-                    help="print the grid size, the chunks and the memory per chunk, compile one chunk, run nothing")
-    fp.add_argument("--resume", action="store_true",
-                    help="compute only the chunks missing from --out (an interrupted sweep of the same configuration)")
+    _sweep_flags(fp)
     fp.set_defaults(func=cmd_four_phases)
 
     rp = sub.add_parser("report", help="one self-contained HTML page summarising a sweep",
