@@ -64,14 +64,12 @@ def _grid(spec):
     from condense_jax import four_phases
 
     rows = []
-    pts = four_phases.points(spec)
-    for w, width in enumerate(spec.widths):
-        for p, pt in enumerate(pts):
-            for e, eps in enumerate(spec.init_scales):
-                for s, seed in enumerate(spec.seeds):
-                    rid = ((w * len(pts) + p) * len(spec.init_scales) + e) * len(spec.seeds) + s
-                    rows.append((rid, width, p, pt, eps, seed))
-    return rows
+    for width in spec.widths:
+        for p, pt in enumerate(four_phases.points(spec)):
+            for seed in spec.seeds:
+                ids = four_phases.run_ids(spec, width, p, [seed])  # one per init scale
+                rows += [(int(rid), width, p, pt, eps, seed) for rid, eps in zip(ids, spec.init_scales)]
+    return sorted(rows, key=lambda r: r[0])
 
 
 def torch_run(x, y, w0, a0, dirs, hs, record_at) -> dict:
@@ -136,10 +134,10 @@ def torch_run(x, y, w0, a0, dirs, hs, record_at) -> dict:
 
 
 def child_torch(cfg: dict) -> None:
-    import jax
     import torch  # noqa: F401  (imported before the clock starts)
 
     from condense_jax import four_phases, relu_flow
+    from condense_jax.train_sweep import seed_keys
 
     spec = quick_spec()
     rows = _grid(spec)
@@ -150,7 +148,7 @@ def child_torch(cfg: dict) -> None:
     for i in pick:
         rid, width, _, pt, eps, seed = rows[i]
         x, y = data[pt]
-        key = jax.random.fold_in(jax.random.PRNGKey(int(seed)), int(width))
+        key = seed_keys([seed], width)[0]
         p0 = relu_flow.init(key, np.float32(eps), width, x.shape[1], spec.init, np.float32)
         dirs = relu_flow.class_directions(x, y)
         jobs.append((rid, x, y, np.asarray(p0.w), np.asarray(p0.a), dirs))

@@ -75,7 +75,7 @@ def main(argv=None) -> int:
             tspec = train_sweep.train_spec(spec, int(width), float(gp))
             one = jax.jit(train.make_train(tspec, x, y))
             for r in group.itertuples():
-                key = train_sweep._keys([r.seed], int(width))[0]
+                key = train_sweep.seed_keys([r.seed], int(width))[0]
                 res = one(key, np.asarray(r.scale, dtype=tspec.dtype))
                 rows.append((r.run_id, train.STATUS_CODES[int(res.status)], float(res.series["rd_w"][-1])))
     t_loop = time.perf_counter() - t0

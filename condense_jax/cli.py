@@ -124,33 +124,23 @@ def _four_phase_summary(out: Path) -> None:
         print(f"{col} = {fit['intercept']:.3g} + ({fit['slope']:.3g} ± {fit['stderr']:.2g})·log(1/ε) over {fit['n']} runs")
 
 
-def _plan(spec):
-    if isinstance(spec, FourPhaseSweep):
-        from . import four_phases
-
-        return four_phases.plan_four_phases(spec), "four_phases"
-    if isinstance(spec, TrainSweep):
-        from . import train_sweep
-
-        return train_sweep.plan_train_sweep(spec), "train"
-    from . import sweep
-
-    return sweep.plan_ode_sweep(spec), "ode"
+def _phase_grid(spec) -> bool:
+    """A training sweep over ≥ 2 widths on a phase grid: its phase diagram is drawn too."""
+    return spec.KIND == "train" and len(spec.widths) >= 2 and spec.outer_axis()[0] != ""
 
 
 def _run_spec(spec, out: Path, quiet: bool, figure: bool, resume: bool = False, dry_run: bool = False) -> int:
     from . import sweep
 
     _enable_compilation_cache()
-    plan, kind = _plan(spec)
+    plan = sweep.plan(spec)
     if dry_run:
         print("dry run (nothing is written):")
         for line in sweep.dry_run(plan):
             print(line)
         return 0
     manifest = sweep.execute(plan, out, progress=not quiet, resume=resume)
-    phase_grid = kind == "train" and len(spec.widths) >= 2 and spec.outer_axis()[0] != ""
-    _finish(out, manifest, figure, kind, phase_grid)
+    _finish(out, manifest, figure, spec.KIND, _phase_grid(spec))
     return 0
 
 
@@ -179,8 +169,7 @@ def _submit(spec, out: Path, args) -> int:
                "gpus_per_node": args.gpus_per_node}
     manifest = cluster.submit(spec, out, args.executor, args.tasks or 16, options, wait=not args.no_wait)
     if manifest is not None:
-        kind = spec.KIND
-        _finish(out, manifest, not args.no_figure, kind, kind == "train" and len(spec.widths) >= 2 and spec.outer_axis()[0] != "")
+        _finish(out, manifest, not args.no_figure, spec.KIND, _phase_grid(spec))
     return 0
 
 

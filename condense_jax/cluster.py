@@ -37,23 +37,6 @@ def spec_from_dict(doc: dict):
     return SPEC_KINDS[kind].from_mapping(doc, "the submitted configuration")
 
 
-def plan_for(spec):
-    """The sweep.Plan of any spec."""
-    from .config import FourPhaseSweep, TrainSweep
-
-    if isinstance(spec, FourPhaseSweep):
-        from .four_phases import plan_four_phases
-
-        return plan_four_phases(spec)
-    if isinstance(spec, TrainSweep):
-        from .train_sweep import plan_train_sweep
-
-        return plan_train_sweep(spec)
-    from .sweep import plan_ode_sweep
-
-    return plan_ode_sweep(spec)
-
-
 class ChunkTask(submitit.helpers.Checkpointable):
     """One array task: compute the given chunks of a sweep that are missing from `out`.
 
@@ -70,7 +53,7 @@ class ChunkTask(submitit.helpers.Checkpointable):
         use_all_cpu_cores()  # a fresh task process: one XLA device per core (no-op once JAX has started)
         from . import sweep
 
-        plan = plan_for(spec_from_dict(self.spec_doc))
+        plan = sweep.plan(spec_from_dict(self.spec_doc))
         keys = json.loads(json.dumps([c.key for c in plan.chunks]))
         if keys != self.plan:
             raise RuntimeError("this task's chunking differs from the submitted plan (another device count?); "
@@ -118,13 +101,10 @@ def submit(spec, out: Path, kind: str = "slurm", tasks: int = 16, options: dict 
     from . import sweep
 
     options = dict(options or {})
-    plan = plan_for(spec)
+    plan = sweep.plan(spec)
     out = Path(out)
     keys = [c.key for c in plan.chunks]
-    manifest = store.read_manifest(out)
-    store.check_out_dir(out, plan.config_hash, resume=manifest is not None, plan=keys)
-    meta = {"config": plan.config, "config_hash": plan.config_hash, **store.provenance()}
-    store.write_manifest(out, {**meta, "complete": False, "n_runs": plan.n_runs, "plan": keys, "executor": kind})
+    meta = sweep.begin(plan, out, resume=store.read_manifest(out) is not None, executor=kind)
     missing = [i for i in range(len(plan.chunks)) if not sweep.chunk_done(out, i)]
     groups = split(missing, tasks)
     if groups:
@@ -149,7 +129,4 @@ def submit(spec, out: Path, kind: str = "slurm", tasks: int = 16, options: dict 
     if still:
         raise ConfigError(f"{len(still)} of {len(plan.chunks)} chunks are missing after the array "
                           f"(see {out / '.submitit'}); rerun with --resume")
-    manifest = {**meta, "complete": True, "n_runs": plan.n_runs, "plan": keys, "executor": kind,
-                **sweep.summarise_parts(out, len(plan.chunks)), "chunks_computed": len(missing)}
-    store.write_manifest(out, manifest)
-    return manifest
+    return sweep.finish(plan, out, meta, len(missing), executor=kind)

@@ -72,12 +72,6 @@ def batched(fspec, dirs):
     return split_seeds(grid, 3)
 
 
-def _keys(seeds, width: int):
-    import jax
-
-    return jax.numpy.stack([jax.random.fold_in(jax.random.PRNGKey(int(s)), int(width)) for s in seeds])
-
-
 def run_tables(spec: FourPhaseSweep, width: int, point: int, n: int, delta: float, seeds, res, class_angle: float = np.nan) -> dict:
     """runs, series and neurons frames of one chunk; res has leading axes (seeds, init scales)."""
     import pandas as pd
@@ -97,6 +91,7 @@ def run_tables(spec: FourPhaseSweep, width: int, point: int, n: int, delta: floa
     # a frozen run (diverged or converged) is judged on its records up to the time it stopped: its
     # frozen loss afterwards is flat and must not read as a plateau
     stop = flat(res.stop_time).astype(float)
+    stop_step = flat(res.stop_step)
     det = spec.detector()
     found = pd.DataFrame([
         detect(t[keep], series["loss"][i][keep], cond[i][keep], series["pattern_changes"][i][keep], series["accuracy"][i][keep], det)
@@ -108,8 +103,8 @@ def run_tables(spec: FourPhaseSweep, width: int, point: int, n: int, delta: floa
         "log_inv_eps": np.log(1 / eps_col),
         "class_angle": class_angle,  # degrees between the class-mean directions x₊, x₋ of the data
         "status": [STATUS_CODES[int(c)] for c in flat(res.status)],
-        "stop_time": flat(res.stop_time).astype(float),
-        "stop_step": pd.array(np.where(flat(res.stop_step) >= 0, flat(res.stop_step), -1), dtype="Int64"),
+        "stop_time": stop,
+        "stop_step": pd.array(np.where(stop_step >= 0, stop_step, 0), dtype="Int64"),
         "final_loss": series["loss"][:, -1].astype(float),
         "final_accuracy": series["accuracy"][:, -1].astype(float),
         "final_margin": series["margin"][:, -1].astype(float),
@@ -118,7 +113,7 @@ def run_tables(spec: FourPhaseSweep, width: int, point: int, n: int, delta: floa
         "frac_s_minus": series["in_s_minus"][:, -1] / m,
         "frac_dead": 1.0 - series["live"][:, -1] / m,
     })
-    runs.loc[runs["stop_step"] < 0, "stop_step"] = pd.NA  # gradient flow takes no steps
+    runs.loc[stop_step < 0, "stop_step"] = pd.NA  # gradient flow takes no steps (−1)
     runs = pd.concat([runs, found], axis=1)
     R = len(t)
     long = pd.DataFrame({"run_id": np.repeat(ids, R), "t": np.tile(t, S * E)})
@@ -149,6 +144,7 @@ def _chunks(spec: FourPhaseSweep, data: dict) -> list:
     """Per width, per data point, chunks of seeds: the sweep's list of sweep.Chunk."""
     from .relu_flow import class_directions
     from .sweep import Chunk
+    from .train_sweep import seed_keys
 
     per = spec.chunk_size or len(spec.seeds)
     chunks = []
@@ -157,6 +153,7 @@ def _chunks(spec: FourPhaseSweep, data: dict) -> list:
         cache = {}
         for point, ((_, delta), (x, y)) in enumerate(data.items()):
             dirs = class_directions(x, y)
+            angle = float(np.degrees(np.arccos(np.clip(dirs[0] @ dirs[1], -1.0, 1.0))))
             # the class directions are baked into the records; one compile per data shape and Δ
             key = (x.shape, tuple(np.round(np.concatenate(dirs), 12)))
             if key not in cache:
@@ -164,15 +161,14 @@ def _chunks(spec: FourPhaseSweep, data: dict) -> list:
             for lo in range(0, len(spec.seeds), per):
                 seeds = spec.seeds[lo:lo + per]
 
-                def compute(run=cache[key], width=width, point=point, x=x, y=y, delta=delta, seeds=seeds, fspec=fspec, dirs=dirs):
+                def compute(run=cache[key], width=width, point=point, x=x, y=y, delta=delta, seeds=seeds, fspec=fspec, angle=angle):
                     import jax
 
-                    res = jax.device_get(run(_keys(seeds, width), np.asarray(spec.init_scales, fspec.dtype), x, y))
-                    angle = float(np.degrees(np.arccos(np.clip(dirs[0] @ dirs[1], -1.0, 1.0))))
+                    res = jax.device_get(run(seed_keys(seeds, width), np.asarray(spec.init_scales, fspec.dtype), x, y))
                     return run_tables(spec, width, point, len(x), delta, seeds, res, angle)
 
                 def lower(run=cache[key], width=width, x=x, y=y, seeds=seeds, fspec=fspec):
-                    return run.lower(_keys(seeds, width), np.asarray(spec.init_scales, fspec.dtype), x, y)
+                    return run.lower(seed_keys(seeds, width), np.asarray(spec.init_scales, fspec.dtype), x, y)
 
                 plan_key = {"width": int(width), "point": point, "seeds": [int(s) for s in seeds]}
                 n = len(seeds) * len(spec.init_scales)

@@ -153,9 +153,48 @@ class Plan(NamedTuple):
     chunks: list[Chunk]
 
 
+def plan(spec) -> Plan:
+    """The Plan of any sweep spec (ODE, training, four phases)."""
+    from .config import FourPhaseSweep, TrainSweep
+
+    if isinstance(spec, FourPhaseSweep):
+        from .four_phases import plan_four_phases
+
+        return plan_four_phases(spec)
+    if isinstance(spec, TrainSweep):
+        from .train_sweep import plan_train_sweep
+
+        return plan_train_sweep(spec)
+    return plan_ode_sweep(spec)
+
+
+def begin(plan: Plan, out: Path, resume: bool = False, **extra) -> dict:
+    """Check `out` (same configuration; with `resume` also the same chunking) and write the
+    provisional manifest with the plan; returns the metadata every table part carries."""
+    store.check_out_dir(out, plan.config_hash, resume=resume, plan=[c.key for c in plan.chunks])
+    meta = {"config": plan.config, "config_hash": plan.config_hash, **store.provenance()}
+    store.write_manifest(out, {**meta, "complete": False, "n_runs": plan.n_runs, "plan": [c.key for c in plan.chunks], **extra})
+    return meta
+
+
+def finish(plan: Plan, out: Path, meta: dict, computed: int, **extra) -> dict:
+    """The final manifest, from the parts on disk (every chunk must be there); returned."""
+    manifest = {**meta, "complete": True, "n_runs": plan.n_runs, "plan": [c.key for c in plan.chunks], **extra,
+                **summarise_parts(out, len(plan.chunks)), "chunks_computed": computed}
+    store.write_manifest(out, manifest)
+    return manifest
+
+
 def execute(plan: Plan, out: Path, progress: bool = True, resume: bool = False) -> dict:
     """Run a planned sweep into `out` (only the missing chunks with `resume`); returns the manifest."""
-    return _run_into(out, plan.config, plan.config_hash, plan.n_runs, plan.name, plan.chunks, progress, resume)
+    out = Path(out)
+    meta = begin(plan, out, resume)
+    bar = Progress(plan.n_runs, plan.name, progress, len(plan.chunks))
+    try:
+        computed = _write_chunks(out, plan.chunks, meta, bar, resume)
+    finally:
+        bar.close()
+    return finish(plan, out, meta, computed)
 
 
 def _brief(key: dict) -> str:
@@ -240,9 +279,9 @@ def _part_counts(path: Path) -> dict[str, int]:
     return pd.read_parquet(path, columns=["status"])["status"].value_counts().to_dict()
 
 
-def write_chunk(out: Path, part: int, chunk: Chunk, meta: dict) -> tuple[dict[str, int], set[str]]:
+def write_chunk(out: Path, part: int, chunk: Chunk, meta: dict) -> None:
     """Compute one chunk and write its tables as part `part` (the runs part last: its presence
-    marks the chunk done); returns its status counts and table names."""
+    marks the chunk done)."""
     name = store.part_name(part)
     frames = chunk.compute()
     frames = dict(zip(("runs", "series"), frames)) if isinstance(frames, tuple) else frames
@@ -252,16 +291,15 @@ def write_chunk(out: Path, part: int, chunk: Chunk, meta: dict) -> tuple[dict[st
             store.write_table(frame, out / table / name, meta)
         elif (out / table / name).exists():  # an empty table part replaces a stale one
             (out / table / name).unlink()
-    return frames["runs"]["status"].value_counts().to_dict(), set(frames)
 
 
 def chunk_done(out: Path, part: int) -> bool:
     return (Path(out) / "runs" / store.part_name(part)).exists()
 
 
-def _write_chunks(out: Path, chunks: list[Chunk], meta: dict, progress: Progress, resume: bool) -> dict:
+def _write_chunks(out: Path, chunks: list[Chunk], meta: dict, progress: Progress, resume: bool) -> int:
     """Write each chunk's tables (runs, series, and any others) as numbered Parquet parts; return
-    status counts. With `resume`, a chunk whose runs part exists is kept as it is."""
+    how many were computed. With `resume`, a chunk whose runs part exists is kept as it is."""
     computed = 0
     with _StopAfterChunk() as stop:
         for part, chunk in enumerate(chunks):
@@ -273,7 +311,7 @@ def _write_chunks(out: Path, chunks: list[Chunk], meta: dict, progress: Progress
             if stop.signal is not None and part + 1 < len(chunks):
                 raise SweepInterrupted(f"{stop.signal}: stopped after chunk {part + 1} of {len(chunks)}; "
                                        "the finished chunks are kept, rerun with --resume to complete the sweep")
-    return {**summarise_parts(out, len(chunks)), "chunks_computed": computed}
+    return computed
 
 
 def summarise_parts(out: Path, n_chunks: int) -> dict:
@@ -292,26 +330,6 @@ def summarise_parts(out: Path, n_chunks: int) -> dict:
                 p.unlink()
     tables = sorted(t for t in tables if list((out / t).glob("part-*.parquet")))
     return {"parts": files, "tables": tables, "status_counts": counts}
-
-
-def _run_into(out: Path, config: dict, config_hash: str, n_runs: int, name: str, chunks, progress: bool,
-              resume: bool = False) -> dict:
-    """Check `out`, write a provisional manifest with the plan, write every chunk (only the missing
-    ones with `resume`), then the final manifest."""
-    out = Path(out)
-    chunks = list(chunks)
-    plan = [c.key for c in chunks]
-    store.check_out_dir(out, config_hash, resume=resume, plan=plan)
-    meta = {"config": config, "config_hash": config_hash, **store.provenance()}
-    store.write_manifest(out, {**meta, "complete": False, "n_runs": n_runs, "plan": plan})
-    bar = Progress(n_runs, name, progress, len(chunks))
-    try:
-        written = _write_chunks(out, chunks, meta, bar, resume)
-    finally:
-        bar.close()
-    manifest = {**meta, "complete": True, "n_runs": n_runs, "plan": plan, **written}
-    store.write_manifest(out, manifest)
-    return manifest
 
 
 def plan_ode_sweep(spec: OdeSweep) -> Plan:
@@ -368,7 +386,7 @@ def run_ode_init(a, b, c, out: Path, spec: OdeSweep, source: str, progress: bool
     digest = hashlib.sha256(b"".join(np.ascontiguousarray(v).tobytes() for v in (a, b, c))).hexdigest()[:16]
     config = {**spec.to_dict(), "init_file": source, "init_sha256": digest, "widths": [a.shape[1]], "seeds": None}
     chunks = _init_chunks(a, b, c, solver_options(spec), spec.chunk_size)
-    return _run_into(out, config, spec.config_hash({"init_sha256": digest}), len(a), spec.name, chunks, progress, resume)
+    return execute(Plan(config, spec.config_hash({"init_sha256": digest}), len(a), spec.name, chunks), out, progress, resume)
 
 
 def _init_chunks(a, b, c, options, chunk_size) -> list[Chunk]:

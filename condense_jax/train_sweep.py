@@ -208,7 +208,7 @@ def bytes_per_run(spec: TrainSweep, tspec, x) -> float:
     return float(itemsize * (6 * params + work + cos + 30 * len(tspec.recorded())))
 
 
-def _keys(seeds, width: int):
+def seed_keys(seeds, width: int):
     """One PRNG key per seed, folded with the width: a seed has the same directions at every scale."""
     import jax
 
@@ -254,13 +254,13 @@ def _chunks(spec: TrainSweep, g, x, y) -> list:
                 rows = group[group["seed"].isin(seeds) & group["point"].isin(idx)]
 
                 def compute(run=run, width=width, seeds=seeds, idx=idx, rows=rows, tspec=tspec, eps=eps, args=args):
-                    res = jax.device_get(run(_keys(seeds, width), np.asarray(args[idx], dtype=tspec.dtype)))
+                    res = jax.device_get(run(seed_keys(seeds, width), np.asarray(args[idx], dtype=tspec.dtype)))
                     return _tables(spec, tspec, rows, seeds, idx, eps[idx], res, x, y)
 
                 key = {"width": int(width), "seeds": [int(s) for s in seeds], "points": [int(i) for i in idx]}
 
                 def lower(run=run, width=width, seeds=seeds, idx=idx, tspec=tspec, args=args):
-                    return run.lower(_keys(seeds, width), np.asarray(args[idx], dtype=tspec.dtype))
+                    return run.lower(seed_keys(seeds, width), np.asarray(args[idx], dtype=tspec.dtype))
 
                 chunks.append(Chunk(key, len(rows), compute, len(rows) * bytes_per_run(spec, tspec, x), lower))
     return chunks

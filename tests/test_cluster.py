@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from condense_jax import cli, cluster, store
+from condense_jax import cli, cluster, store, sweep
 from condense_jax.config import parse_spec
 
 SPEC = """
@@ -84,7 +84,7 @@ def test_a_requeued_task_skips_the_chunks_it_wrote(spec_file, reference, tmp_pat
     spec, _ = parse_spec(SPEC, "small")
     out = tmp_path / "res"
     assert cli.main(["run", str(spec_file), "--out", str(out), "--quiet", "--no-figure"]) == 0
-    plan = [c.key for c in cluster.plan_for(spec).chunks]
+    plan = [c.key for c in sweep.plan(spec).chunks]
     task = cluster.ChunkTask(spec.to_dict(), str(out), json.loads(json.dumps(plan)))
     again = task.checkpoint([1, 3])
     assert again.function is task and again.args == ([1, 3],)

@@ -140,7 +140,7 @@ def test_lr_ntk_is_min_of_lr_and_eta_over_the_kernel_trace(two_points):
     x, y = train_sweep.load_data(spec)
     for rid in (0, int(runs["run_id"].max())):
         r = runs.set_index("run_id").loc[rid]
-        key = train_sweep._keys([r["seed"]], int(r["width"]))[0]
+        key = train_sweep.seed_keys([r["seed"]], int(r["width"]))[0]
         params = mlp.two_layer_init(key, x.shape[1], int(r["width"]), r["beta1"], r["beta2"], jnp.float32)
         f = lambda p: mlp.two_layer_apply(p, jnp.asarray(x, jnp.float32), activations.get("relu").fn, spec.alpha)
         jac = jax.jacfwd(f)(params)
@@ -159,7 +159,7 @@ def test_one_compile_per_width_equals_one_spec_per_point(two_points):
         r = runs.set_index("run_id").loc[rid]
         tspec = train_sweep.train_spec(spec, int(r["width"]), float(r["gamma_prime"]))
         assert tspec.layer_scales[1] == pytest.approx(r["beta2"] / r["beta1"])
-        key = train_sweep._keys([r["seed"]], int(r["width"]))[0]
+        key = train_sweep.seed_keys([r["seed"]], int(r["width"]))[0]
         res = train.make_train(tspec, x, y)(key, np.float32(r["scale"]))
         assert float(res.series["rd_w"][-1]) == pytest.approx(r["rd_w"], rel=1e-4)
         assert train.STATUS_CODES[int(res.status)] == r["status"] and int(res.stop_step) == r["stop_step"]

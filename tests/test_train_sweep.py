@@ -68,7 +68,7 @@ def test_each_row_is_the_run_it_names(small):
     for run_id in (4, 9):
         row = runs.loc[run_id]
         tspec = make_train_spec(spec, int(row.width))
-        key = train_sweep._keys([int(row.seed)], int(row.width))[0]
+        key = train_sweep.seed_keys([int(row.seed)], int(row.width))[0]
         one = jax.jit(make_train(tspec, x, y))(key, np.float32(row.scale))
         got = series[series.run_id == run_id].sort_values("step")
         np.testing.assert_allclose(got["loss"].to_numpy(), np.asarray(one.loss), rtol=2e-5)
