@@ -6,8 +6,9 @@ R = (1/2n) Σ (f − y)², float32, plain full-batch GD (lr 0.05), init scale ε
 steps for every seed; the same initial weights on both sides (drawn by condense_jax's init, copied into
 torch).
 
-* condense_jax: ``train.batched(spec, x, y)`` = jit(vmap(vmap(train))) with the seeds sharded over
-  the host devices (``devices.use_all_cpu_cores()``: one XLA device per core, as the CLI does), with
+* condense_jax: ``train.batched(spec, x, y)``: the seeds × scales runs in cache-sized groups
+  (``train.in_groups``: each group vmapped, the groups a loop), the groups sharded over the host
+  devices (``devices.use_all_cpu_cores()``: one XLA device per core, as the CLI does), with
   ``record_steps=(0, steps)``, ``cosine_steps=(0,)`` (the per-record measurements of metrics.py, O(m³),
   out of the way) and once more with the default ~40 records; timed cold (first call, compilation
   included) and warm (best of ``--repeats`` further calls), each configuration in a fresh child process;
@@ -29,10 +30,23 @@ cores; the larger is "peak").
 Targets (2-core CPU): warm condense_jax ≥ 3× faster than the PyTorch loop at m = 200 with 64 seeds
 (aiming at 40% of the measured peak), ≥ 15× at m = 50 with 256 seeds.
 
-What the engine does for speed (train.make_train, mlp.three_layer_value_and_grad). Measured on this
-machine (2-core AMD EPYC, AVX2, shared with other jobs: the same run varies by ±15% from minute to
-minute, so every factor below is a ratio of variants timed alternately in one process, best of 3-6,
-m = 200/64 seeds and m = 50/256 seeds, records (0, T)):
+What the engine does for speed (train.batched, train.make_train, mlp.three_layer_value_and_grad).
+
+* runs in cache-sized groups (train.in_groups, train.group_size; 2026-12-01, 2-core Intel Xeon
+  with AVX-512, 2 MiB L2 per core): a core used to step all its runs side by side (one vmap over
+  32 or 128 runs), so every pass of a step (the three products, the two tanh, δ, the update)
+  streamed 20-80 MB through L3; now it steps groups whose working set fits in a quarter of its L2
+  (1 run at m = 200, 3 at m = 50) one after another, each for all its steps. Same process,
+  2 shards: m = 200 3.08 -> 2.05 s (1.5x), m = 50 1.26 -> 0.93-0.98 s (1.3x); on one core the
+  written-out step went from 90 to 112 GFLOP/s at m = 200 (the bare batched products reach 128)
+  and from 49 to 68 at m = 50. Groups of 2-8 at m = 50 are within the noise of each other, 16
+  (twice the budget) is 1.15x slower, 1 is 1.1x slower. The benchmark times the ungrouped
+  layout in every run ("1 group"). XLA flags (oneDNN, XNNPACK dots, YNNPACK eltwise fusion,
+  YNNPACK dots off) on the grouped engine: 0.9-1.0x.
+
+Earlier work, measured on a 2-core AMD EPYC (AVX2, shared with other jobs: the same run varies by
+±15% from minute to minute, so every factor below is a ratio of variants timed alternately in one
+process, best of 3-6, m = 200/64 seeds and m = 50/256 seeds, records (0, T)):
 
 * all together, against the engine before this work (autodiff, optax, per-step selects and copies
   of both parameter sets): 1.25-1.34x at m = 200, 1.34-1.36x at m = 50;
@@ -56,10 +70,11 @@ m = 200/64 seeds and m = 50/256 seeds, records (0, T)):
   --xla_cpu_use_onednn, XNNPACK dots: each between 0.9x and 1.2x in single runs and within the noise
   when alternated, none kept; --xla_cpu_use_thunk_runtime=false is no longer supported (0.7-0.9x).
 
-What bounds it: XLA:CPU runs the batched 200×200×100 products at ~55-65 GFLOP/s per core (YNNPACK and
-Eigen alike; 50×50×100 at ~35-55) against ~70-90 per core for one large product, and the rest of a
-step (two tanh passes, the parameter pass, small matrix-vector products) is ~30% of its time. The
-measured "peak" itself moves between ~125 and ~180 GFLOP/s with the machine's load.
+What bounds it now: the m×m×n products themselves. On one core of the Xeon, XLA runs batched
+200×200×100 products at ~128 GFLOP/s (81% of its 158 GFLOP/s single-core jnp.dot peak) and the
+grouped step reaches 112; 50×50×100 products run at ~75 GFLOP/s in XLA against ~119 in torch.bmm,
+and the grouped step reaches 68. The measured "peak" moves with the machine (125-180 GFLOP/s on
+the AMD machine, ~330 on the Xeon) and with its load.
 
     /tmp/venv/bin/python benchmarks/gd_vs_torch.py            # full run (~6 minutes)
     /tmp/venv/bin/python benchmarks/gd_vs_torch.py --quick    # smoke run (~1.5 minutes)
@@ -149,7 +164,7 @@ def child_engine(spec: dict) -> None:
     x, y = data.tanh_regression(N_SAMPLES, seed=0)
     records = dict(record_steps=(0, steps), cosine_steps=(0,)) if spec["records"] == "min" else {}
     tspec = train.TrainSpec(model="three-layer", width=m, lr=LR, steps=steps, dtype="float32", **records)
-    run = train.batched(tspec, x, y)
+    run = train.batched(tspec, x, y, group=spec.get("group"))
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     scales = jnp.array([EPS], jnp.float32)
     wait_quiet()
@@ -168,6 +183,7 @@ def child_engine(spec: dict) -> None:
         status=np.asarray(res.status[:, 0]),
         times=np.array([cold, warm]),
         devices=np.array(len(jax.local_devices())),
+        group=np.array(spec.get("group") or train.group_size(tspec, np.shape(x))),
         n_records=np.array(len(tspec.recorded())),
         **{f"p0_{k}": np.asarray(v[:, 0]) for k, v in res.params0.items()},
         **{f"p_{k}": np.asarray(v[:, 0]) for k, v in res.params.items()},
@@ -389,6 +405,13 @@ def main(argv=None) -> int:
             dcold, dwarm = cjd["times"]
             print(f"  condense_jax (default records: {int(cjd['n_records'])}): cold {dcold:.2f} s, warm {dwarm:.3f} s "
                   f"= {gflop / dwarm:.1f} GFLOP/s ({dwarm / warm:.2f}x the time of 2 records)", flush=True)
+            # the same engine with every run of a core side by side (one vmap, the layout before
+            # train.in_groups): what running in cache-sized groups gains, in this run
+            per_core = -(-seeds // int(cj["devices"]))
+            _, whole = run_child("engine", tmp, records="min", shards=0, flags="", group=per_core, **common)
+            ww = whole["times"][1]
+            print(f"  variant: all {per_core} runs of a core in one group (no grouping): warm {ww:.3f} s = "
+                  f"{gflop / ww:.1f} GFLOP/s; groups of {int(cj['group'])} are {ww / warm:.2f}x faster", flush=True)
             for shards, flags in args.variants or []:
                 _, v = run_child("engine", tmp, records="min", shards=shards, flags=flags, **common)
                 vw = v["times"][1]
@@ -427,12 +450,12 @@ def main(argv=None) -> int:
                   f"status finished {finished}/{seeds} -> "
                   f"{'OK' if passed else 'FAIL'}; final loss {float(np.median(cj['loss'])):.6f} (median)\n", flush=True)
             rows.append(dict(m=m, seeds=seeds, warm=warm, cold=cold, dwarm=dwarm, loop=t_loop, how=how,
-                             bat=t_bat, gflop=gflop, passed=passed))
+                             bat=t_bat, gflop=gflop, passed=passed, whole=ww))
 
     print(f"Summary ({steps} steps; seconds; GFLOP/s; ratio = PyTorch loop time / condense_jax warm time; "
           f"peak {peak_val:.0f} GFLOP/s)")
     head = (f"{'m':>4} {'seeds':>5} | {'cj warm':>7} {'cj cold':>7} {'GFLOP/s':>7} {'%peak':>5} | {'dflt rec':>8} "
-            f"{'GFLOP/s':>7} | {'torch loop':>10} {'':<20} {'GFLOP/s':>7} | {'batched':>7} {'GFLOP/s':>7} | "
+            f"{'GFLOP/s':>7} | {'1 group':>7} | {'torch loop':>10} {'':<20} {'GFLOP/s':>7} | {'batched':>7} {'GFLOP/s':>7} | "
             f"{'ratio':>6} {'target':>10} {'agree':>5}")
     print(head)
     print("-" * len(head))
@@ -443,6 +466,7 @@ def main(argv=None) -> int:
         bat = f"{r['bat']:>7.2f} {r['gflop'] / r['bat']:>7.1f}" if r["bat"] else f"{'-':>7} {'-':>7}"
         print(f"{r['m']:>4} {r['seeds']:>5} | {r['warm']:>7.2f} {r['cold']:>7.2f} {r['gflop'] / r['warm']:>7.1f} "
               f"{r['gflop'] / r['warm'] / peak_val:>5.0%} | {r['dwarm']:>8.2f} {r['gflop'] / r['dwarm']:>7.1f} | "
+              f"{r['whole']:>7.2f} | "
               f"{r['loop']:>10.2f} {'(' + r['how'] + ')':<20} {r['gflop'] / r['loop']:>7.1f} | {bat} | "
               f"{ratio:>5.1f}x {tgt:>10} {'ok' if r['passed'] else 'FAIL':>5}")
         if r["m"] == 200 and not args.quick:

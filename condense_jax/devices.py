@@ -22,10 +22,11 @@ def use_all_cpu_cores() -> int:
 
 
 def split_seeds(grid, n_shared: int):
-    """jit of `grid(keys, *shared)` with the seeds (the leading axis of `keys` and of every output)
-    split over the local devices by shard_map, each device running its share with no
-    communication; the `n_shared` other arguments are replicated. The seeds are padded to a
-    multiple of the device count (repeating the first) and the padding dropped. One device: jit."""
+    """jit of `grid(keys, *shared)` with the seeds (the leading axis of `keys`, which may be a tuple
+    of arrays, and of every output) split over the local devices by shard_map, each device running
+    its share with no communication; the `n_shared` other arguments are replicated. The seeds are
+    padded to a multiple of the device count (repeating the first) and the padding dropped. One
+    device: jit."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -44,13 +45,15 @@ def split_seeds(grid, n_shared: int):
         )
     )
 
+    lead = lambda keys: jax.tree_util.tree_leaves(keys)[0].shape[0]
+
     def pad(keys):
-        extra = -len(keys) % len(devices)
-        return jnp.concatenate([keys, jnp.repeat(keys[:1], extra, 0)]) if extra else keys
+        extra = -lead(keys) % len(devices)
+        return jax.tree_util.tree_map(lambda k: jnp.concatenate([k, jnp.repeat(k[:1], extra, 0)]), keys) if extra else keys
 
     def run(keys, *shared):
         out = sharded(pad(keys), *(jnp.asarray(v) for v in shared))
-        return jax.tree_util.tree_map(lambda v: v[: len(keys)], out)
+        return jax.tree_util.tree_map(lambda v: v[: lead(keys)], out)
 
     run.lower = lambda keys, *shared: sharded.lower(pad(keys), *(jnp.asarray(v) for v in shared))  # for --dry-run
     return run

@@ -421,13 +421,15 @@ def _slots(recorded: np.ndarray, cosine_steps: np.ndarray) -> np.ndarray:
     return np.array([where.get(int(r), -1) for r in recorded], dtype=np.int32)
 
 
-def batched(spec: TrainSpec, x, y) -> Callable:
+def batched(spec: TrainSpec, x, y, group: int | None = None) -> Callable:
     """`run(keys (S, 2), scales (E,)) -> TrainResult` with leading axes (S, E): jit(vmap(vmap(train)))
     (for the CNN the seed axis is a lax.map: one seed at a time per device, cache-friendly).
 
     With several local devices (the CLI exposes each CPU core as one) the seeds are split across
     them with `shard_map`, each device running its own share with no communication; the seeds are
     padded to a multiple of the device count (repeating the first) and the padding is dropped.
+    On each device the two- and three-layer networks run in groups of `group` runs side by side
+    (default: `group_size`, what fits in a core's cache), one group after another.
     """
     train = make_train(spec, x, y)
     per_key = jax.vmap(train, in_axes=(None, 0))
@@ -436,8 +438,10 @@ def batched(spec: TrainSpec, x, y) -> Callable:
         # run one after another on each device (lax.map) instead of side by side (vmap), 1.6x
         # faster on the 2-core CPU (benchmarks/cnn_vs_torch.py; groups of 4 and 8 seeds: 1.2-1.3x)
         grid = lambda keys, scales: jax.lax.map(lambda k: per_key(k, scales), keys)
-    else:
+    elif spec.model == "deep-linear":
         grid = jax.vmap(per_key, in_axes=(0, None))
+    else:
+        return in_groups(train, group or group_size(spec, np.shape(x)))
     # deep-linear records call LAPACK (svd) inside the loop; under shard_map over several XLA CPU
     # host devices that hangs (observed with jax 0.10.2), and its m×m×m products thread well on
     # one device anyway
@@ -446,3 +450,72 @@ def batched(spec: TrainSpec, x, y) -> Callable:
     from .devices import split_seeds
 
     return split_seeds(grid, 1)
+
+
+
+def _l2_bytes() -> int:
+    """One core's L2 cache (Linux sysfs), or 1 MiB where it cannot be read."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index2/size") as fh:
+            text = fh.read().strip().upper()
+        scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+        return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        return 1 << 20
+
+
+def group_size(spec: TrainSpec, x_shape: tuple[int, ...]) -> int:
+    """How many runs one CPU device steps side by side (vmap) before moving to the next group.
+
+    A step streams every run's parameters, gradient and hidden activations through the core;
+    when a group's working set fits in a quarter of the core's L2 cache the elementwise passes
+    and the m×m×n products read it from L2 instead of L3 (benchmarks/gd_vs_torch.py: groups of 1
+    run at m = 200 and of 3-8 at m = 50 are 1.5x and 1.3x faster than all 32/128 runs of a
+    core side by side; 4x that budget was slower again). Working set per run: θ_i, θ_{i−1} and
+    ∇θ, and per hidden layer its output, δ and σ'. Off the CPU (a GPU wants wide batches) every
+    run goes in one group.
+    """
+    if jax.default_backend() != "cpu":
+        return 1 << 30
+    n, d = x_shape[0], int(np.prod(x_shape[1:]))
+    m = spec.width
+    params, layers = (m * m + m * d + m, 2) if spec.model == "three-layer" else (m * d + m, 1)
+    per_run = jnp.dtype(spec.dtype).itemsize * (3 * params + 3 * layers * m * n)
+    return max(1, (_l2_bytes() // 4) // per_run)
+
+
+
+def in_groups(train: Callable, size: int) -> Callable:
+    """`run(keys (S, 2), scales (E,))` → `train` over seeds × scales with leading axes (S, E), run
+    in groups: the S·E runs (seed-major) form ceil(S·E / size) groups of equal size (the last
+    padded by repeating the first run), each group vmapped and the groups a loop (lax.map), split
+    over the local devices (devices.split_seeds). A run is computed in a group of the same size
+    whatever the device count, so one device and many give the same numbers."""
+    from .devices import split_seeds
+
+    per_device = split_seeds(lambda groups: jax.lax.map(lambda g: jax.vmap(train)(*g), groups), 0)
+
+    def form(keys, scales):
+        n_seeds, n_scales = keys.shape[0], scales.shape[0]
+        n = n_seeds * n_scales
+        n_groups = -(-n // max(1, min(size, n)))
+        width = -(-n // n_groups)
+        extra = n_groups * width - n
+        scales = jnp.asarray(scales)  # (E,) or (E, 1 + L): ε and per-layer multipliers (split_scale)
+        run_keys = jnp.repeat(keys, n_scales, axis=0)  # run r = (seed r // E, scale r % E)
+        run_scales = jnp.tile(scales, (n_seeds,) + (1,) * (scales.ndim - 1))
+        if extra:
+            run_keys = jnp.concatenate([run_keys, jnp.repeat(run_keys[:1], extra, 0)])
+            run_scales = jnp.concatenate([run_scales, jnp.repeat(run_scales[:1], extra, 0)])
+        groups = (run_keys.reshape(n_groups, width, *keys.shape[1:]), run_scales.reshape(n_groups, width, *scales.shape[1:]))
+        unpack = lambda v: v.reshape(n_groups * width, *v.shape[2:])[:n].reshape(n_seeds, n_scales, *v.shape[2:])
+        return groups, unpack
+
+    def run(keys, scales):
+        groups, unpack = form(keys, scales)
+        return jax.tree_util.tree_map(unpack, per_device(groups))
+
+    run.lower = lambda keys, scales: per_device.lower(form(keys, scales)[0])  # for --dry-run
+    return run
+
+

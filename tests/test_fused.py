@@ -106,9 +106,7 @@ def test_engine_equals_step_by_step_reference(kwargs, scales):
     x = data.with_bias(x)
     spec = train.TrainSpec(dtype="float64", **kwargs)
     keys = jax.random.split(jax.random.PRNGKey(3), 2)
-    out = jax.jit(jax.vmap(jax.vmap(train.make_train(spec, x, y), in_axes=(None, 0)), in_axes=(0, None)))(
-        keys, jnp.asarray(scales)
-    )
+    out = train.batched(spec, x, y)(keys, jnp.asarray(scales))
     for i, key in enumerate(keys):
         for j, scale in enumerate(scales):
             losses, params, status, stop, escape, pos = _reference_run(spec, x, y, key, scale)
@@ -117,3 +115,20 @@ def test_engine_equals_step_by_step_reference(kwargs, scales):
                 np.testing.assert_allclose(np.asarray(out.params[k][i, j]), np.asarray(params[k]), rtol=1e-8, atol=1e-12)
             got = [int(out.status[i, j]), int(out.stop_step[i, j]), int(out.escape_step[i, j]), int(out.max_pos_sum[i, j])]
             assert got == [status, stop, escape, pos]
+
+
+def test_group_size_fits_the_cache_budget(monkeypatch):
+    """A group's working set (θ_i, θ_{i−1}, ∇θ and per hidden layer h, δ, σ' of every run) fits in a
+    quarter of the L2 cache, and one run more would not (unless a single run is already larger)."""
+    monkeypatch.setattr(train, "_l2_bytes", lambda: 2 << 20)
+    budget = (2 << 20) // 4
+    for model, layers in (("three-layer", 2), ("two-layer", 1)):
+        for m in (5, 20, 50, 200, 1000):
+            for dtype in ("float32", "float64"):
+                spec = train.TrainSpec(model=model, width=m, dtype=dtype)
+                params = m * m + 2 * m if model == "three-layer" else 2 * m  # d = 1
+                per_run = np.dtype(dtype).itemsize * (3 * params + 3 * layers * m * 100)
+                size = train.group_size(spec, (100, 1))
+                assert size >= 1
+                assert size * per_run <= budget or size == 1
+                assert (size + 1) * per_run > budget

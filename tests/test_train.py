@@ -9,7 +9,7 @@ import pytest
 from condense_jax import data
 from condense_jax.config import ConfigError
 from condense_jax.models import mlp
-from condense_jax.train import TrainSpec, make_train
+from condense_jax.train import TrainSpec, batched, make_train
 
 jax.config.update("jax_enable_x64", True)
 
@@ -47,17 +47,22 @@ def test_lr_drop_acts_at_its_step(tanh_xy):
     assert not np.allclose(np.asarray(drop.loss[4:]), np.asarray(same.loss[4:]))
 
 
-def test_vmapped_sweep_equals_single_runs(tanh_xy):
+@pytest.mark.parametrize("group", [None, 1, 4, 100])
+def test_vmapped_sweep_equals_single_runs(tanh_xy, group):
+    """The sweep's batched call (runs in groups: one at a time, 6 runs as 2 groups of 3, all side
+    by side, or what fits in the cache) puts run (seed i, scale j) at [i, j], equal to that run alone."""
     x, y = tanh_xy
     spec = TrainSpec(width=6, lr=0.1, steps=50, dtype="float64")
     train = make_train(spec, x, y)
     keys = jax.random.split(jax.random.PRNGKey(3), 3)
     scales = jnp.array([1e-2, 1e-1])
-    grid = jax.jit(jax.vmap(jax.vmap(train, in_axes=(None, 0)), in_axes=(0, None)))(keys, scales)
+    grid = batched(spec, x, y, group=group)(keys, scales)
+    assert grid.loss.shape == (3, 2, len(spec.recorded()))
     for i in range(3):
         for j in range(2):
             one = train(keys[i], scales[j])
             np.testing.assert_allclose(np.asarray(grid.loss[i, j]), np.asarray(one.loss), rtol=1e-12)
+            np.testing.assert_allclose(np.asarray(grid.params["w2"][i, j]), np.asarray(one.params["w2"]), rtol=1e-12)
 
 
 def test_diverging_run_is_frozen_and_batch_mates_finish(tanh_xy):
