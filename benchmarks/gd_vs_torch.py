@@ -32,6 +32,13 @@ Targets (2-core CPU): warm condense_jax ≥ 3× faster than the PyTorch loop at 
 
 What the engine does for speed (train.batched, train.make_train, mlp.three_layer_value_and_grad).
 
+* one backward product for scalar inputs at small widths (mlp.three_layer_value_and_grad,
+  m ≤ mlp.SHARED_BACKWARD_MAX_WIDTH = 64; 2026-12-01, same machine): ∇W² and the P of
+  ∇W¹ = colsum(W² ∘ P) from δ²[h¹; σ'¹∘x]ᵀ, the same flops in one product instead of two.
+  2 shards, same process alternately: m = 20 1.4x, 32 1.12x, 50 1.15-1.2x, 64 1.02x, and
+  0.65x at m = 80 and 100 (XLA runs the wider (m×n)·(n×2m) product slowly), hence the bound.
+  The benchmark times the two-product pass at m ≤ 64 in every run. (On the AMD machine, at
+  m = 200 without groups, the same fusion was 0.87x.)
 * runs in cache-sized groups (train.in_groups, train.group_size; 2026-12-01, 2-core Intel Xeon
   with AVX-512, 2 MiB L2 per core): a core used to step all its runs side by side (one vmap over
   32 or 128 runs), so every pass of a step (the three products, the two tanh, δ, the update)
@@ -94,6 +101,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ode_vs_scipy import _loadavg  # the benchmarks' shared load-average line
+
+from condense_jax.models import mlp
 
 N_SAMPLES = 100
 LR = 0.05
@@ -159,7 +168,10 @@ def child_engine(spec: dict) -> None:
     import jax.numpy as jnp
 
     from condense_jax import data, train
+    from condense_jax.models import mlp
 
+    if spec.get("separate_backward"):  # the two backward products even where they would be shared
+        mlp.SHARED_BACKWARD_MAX_WIDTH = 0
     m, seeds, steps = spec["m"], spec["seeds"], spec["steps"]
     x, y = data.tanh_regression(N_SAMPLES, seed=0)
     records = dict(record_steps=(0, steps), cosine_steps=(0,)) if spec["records"] == "min" else {}
@@ -412,6 +424,11 @@ def main(argv=None) -> int:
             ww = whole["times"][1]
             print(f"  variant: all {per_core} runs of a core in one group (no grouping): warm {ww:.3f} s = "
                   f"{gflop / ww:.1f} GFLOP/s; groups of {int(cj['group'])} are {ww / warm:.2f}x faster", flush=True)
+            if m <= mlp.SHARED_BACKWARD_MAX_WIDTH:
+                _, sep = run_child("engine", tmp, records="min", shards=0, flags="", separate_backward=True, **common)
+                sw = sep["times"][1]
+                print(f"  variant: two backward products instead of the shared one: warm {sw:.3f} s = "
+                      f"{gflop / sw:.1f} GFLOP/s; shared is {sw / warm:.2f}x faster", flush=True)
             for shards, flags in args.variants or []:
                 _, v = run_child("engine", tmp, records="min", shards=shards, flags=flags, **common)
                 vw = v["times"][1]

@@ -20,12 +20,17 @@ def xy():
 
 @pytest.mark.parametrize("act", sorted(activations.ACTIVATIONS))
 @pytest.mark.parametrize("scale", [1e-3, 0.7])
-def test_fused_equals_autodiff(xy, act, scale):
+@pytest.mark.parametrize("shape", [(2, 9), (1, 9), (1, mlp.SHARED_BACKWARD_MAX_WIDTH + 1)], ids=["bias", "scalar-shared", "scalar-wide"])
+def test_fused_equals_autodiff(xy, act, scale, shape):
+    """With a bias (d = 2), and for scalar inputs (d = 1) both through the shared backward product
+    (m ≤ SHARED_BACKWARD_MAX_WIDTH) and the two separate ones."""
     x, y = xy
-    params = mlp.three_layer_init(jax.random.PRNGKey(7), 2, 9, (scale, 1.3 * scale, 0.8 * scale), jnp.float64)
+    d, m = shape
+    x = x[:, :d]
+    params = mlp.three_layer_init(jax.random.PRNGKey(7), d, m, (scale, 1.3 * scale, 0.8 * scale), jnp.float64)
     if act == "relu":  # keep every pre-activation away from the kink, where σ' is a convention
         params = {k: jnp.abs(v) for k, v in params.items()}
-        x = x.at[:, 1].set(1.0 + jnp.abs(x[:, 0]))
+        x = x.at[:, d - 1].set(1.0 + jnp.abs(x[:, 0]))
     fn = activations.get(act).fn
     want_loss, want = jax.value_and_grad(lambda p: mlp.mse(mlp.three_layer_apply(p, x, fn), y))(params)
     loss, grads = jax.jit(mlp.three_layer_value_and_grad, static_argnums=3)(params, x, y, act)

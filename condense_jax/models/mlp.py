@@ -68,6 +68,12 @@ def _contract(a, b, axis_a: int, axis_b: int):
     return jax.lax.dot_general(a, b, (((axis_a,), (axis_b,)), ((), ())))
 
 
+# Widest hidden layer for which a scalar-input network takes its backward pass as one product
+# (see three_layer_value_and_grad); measured on the 2-core Xeon, n = 100, float32, in the
+# training engine: m = 20 1.4x, 32 1.12x, 50 1.17x, 64 1.02x, 80 0.65x, 100 0.66x faster.
+SHARED_BACKWARD_MAX_WIDTH = 64
+
+
 def three_layer_value_and_grad(params: dict, x, y, act_name: str):
     """R_S and its gradient for the three-layer network, forward and backward written out.
 
@@ -76,6 +82,12 @@ def three_layer_value_and_grad(params: dict, x, y, act_name: str):
     and W²ᵀ δ². Hidden activations are kept as (m, n) (one column per sample), and σ' is taken
     from the stored outputs (1 − h² for tanh), so no pre-activation is kept. An activation
     without such a closed form falls back to autodiff.
+
+    For scalar inputs (d = 1) and widths up to SHARED_BACKWARD_MAX_WIDTH, both backward products
+    come from δ² in one (m × n)·(n × 2m) product: ∇W¹_k = Σ_i (W²ᵀδ²)_ki σ'_ki x_i
+    = Σ_j W²_jk P_jk with P = δ² (σ'¹ ∘ x)ᵀ, and [∇W², P] = δ² [h¹; σ'¹ ∘ x]ᵀ. Same flops, one
+    product fewer per step, which is what small products cost on a CPU; wider products run
+    faster as two.
     """
     from .activations import get
 
@@ -93,8 +105,14 @@ def three_layer_value_and_grad(params: dict, x, y, act_name: str):
     d2 = a[:, None] * r[None, :]  # ∂R_S/∂z² (m, n)
     if deriv is not None:
         d2 = d2 * deriv(h2)
+    grad_a = _contract(h2, r, 1, 0)
+    m = a.shape[0]
+    if x.shape[1] == 1 and m <= SHARED_BACKWARD_MAX_WIDTH:
+        s1x = x[:, 0] if deriv is None else deriv(h1) * x[:, 0]  # σ'(z¹_ki) x_i (m, n)
+        both = _contract(d2, jnp.concatenate([h1, jnp.broadcast_to(s1x, h1.shape)]), 1, 1)  # δ² [h¹; σ'¹∘x]ᵀ (m, 2m)
+        grad_w1 = jnp.sum(w2 * both[:, m:], axis=0)[:, None]  # Σ_j W²_jk P_jk
+        return loss, {"a": grad_a, "w2": both[:, :m], "w1": grad_w1}
     d1 = _contract(w2, d2, 0, 0)  # ∂R_S/∂h¹ = W²ᵀ δ²
     if deriv is not None:
         d1 = d1 * deriv(h1)
-    grads = {"a": _contract(h2, r, 1, 0), "w2": _contract(d2, h1, 1, 1), "w1": _contract(d1, x, 1, 0)}
-    return loss, grads
+    return loss, {"a": grad_a, "w2": _contract(d2, h1, 1, 1), "w1": _contract(d1, x, 1, 0)}
