@@ -32,6 +32,14 @@ Targets (2-core CPU): warm condense_jax ≥ 3× faster than the PyTorch loop at 
 
 What the engine does for speed (train.batched, train.make_train, mlp.three_layer_value_and_grad).
 
+* the Fig. 2 positive sum (checked at every step) from the step's own products
+  (mlp.three_layer_value_and_grad with v; 2026-12-01, same machine): W²c as one more column of
+  z² = W²[h¹ c] and, above the shared-backward width, aᵀW² as one more column of W²ᵀ[δ² a],
+  instead of two matrix-vector products of its own; the slice also lets XLA fuse tanh(z²) into a
+  loop that runs at half the cost of its stand-alone tanh. Alternately, same process: m = 50
+  0.84 -> 0.77-0.80 s (1.06-1.10x), m = 200 1.88 -> 1.83 s (1.03x). Summing aᵀW² with the
+  column sums of ∇W¹ in one stacked reduction instead was 1.5x slower (XLA's reduction over a
+  non-minor axis).
 * one backward product for scalar inputs at small widths (mlp.three_layer_value_and_grad,
   m ≤ mlp.SHARED_BACKWARD_MAX_WIDTH = 64; 2026-12-01, same machine): ∇W² and the P of
   ∇W¹ = colsum(W² ∘ P) from δ²[h¹; σ'¹∘x]ᵀ, the same flops in one product instead of two.

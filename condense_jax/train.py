@@ -156,7 +156,8 @@ class Model(NamedTuple):
     loss: Callable  # params → R_S
     measure: Callable  # (params, params0, ε) → (series dict, cosine dict)
     positive_sum: Callable | None  # params → Fig. 2 sum, every step (three-layer only)
-    value_and_grad: Callable | None = None  # params → (R_S, ∇R_S) written out; None: jax.value_and_grad(loss)
+    # params → (R_S, ∇R_S, Fig. 2 sum or None) written out; None: jax.value_and_grad(loss)
+    value_and_grad: Callable | None = None
     apply: Callable | None = None  # (params, x (n, d)) → f (n,), for the networks
 
 
@@ -173,7 +174,7 @@ def _model(spec: TrainSpec, x, y) -> Model:
         loss = lambda p: mlp.mse(mlp.three_layer_apply(p, x, act), y)
         measure = lambda p, p0, eps: metrics.three_layer(p, p0, v, eps, thr)
         pos = lambda p: metrics.positive_sum(p["a"], p["w2"], p["w1"] @ v)
-        vg = lambda p: mlp.three_layer_value_and_grad(p, x, y, spec.activation)
+        vg = lambda p: mlp.three_layer_value_and_grad(p, x, y, spec.activation, v)  # with the positive sum
         return Model(init, loss, measure, pos, vg, lambda p, xs: mlp.three_layer_apply(p, xs, act))
     if spec.model == "two-layer":
         init = lambda key, eps, s: mlp.two_layer_init(key, x.shape[1], spec.width, eps * s[0], eps * s[1], dtype)
@@ -234,7 +235,7 @@ def _cnn_model(spec: TrainSpec, x, y, act, dtype) -> Model:
             and spec.activation in ("tanh", "sigmoid", "relu", "identity")):
         windows = cnn.patches(xs, spec.kernel_size)  # the data's windows, once
         windows = windows.reshape(windows.shape[0], -1, windows.shape[-1])
-        vg = lambda p: cnn.two_layer_value_and_grad(p, windows, ys, spec.activation)
+        vg = lambda p: (*cnn.two_layer_value_and_grad(p, windows, ys, spec.activation), None)
     return Model(init, loss, measure, None, vg, lambda p, xs_: cnn.apply(p, xs_, act)[:, 0])
 
 
@@ -312,12 +313,22 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
     starts = jnp.asarray(np.concatenate([[0], recorded[:-1]]))
     ends = jnp.asarray(recorded)
     slots = jnp.asarray(_slots(recorded, spec.cosine_recorded()))
-    if model.value_and_grad is not None:  # written-out forward and backward pass (three-layer)
-        value_and_grad = model.value_and_grad
-        loss_of = lambda p: model.value_and_grad(p)[0]  # the same forward pass; the backward is dead code
-    else:
-        value_and_grad = jax.value_and_grad(model.loss)
-        loss_of = model.loss
+    def forward_backward(p):
+        """(R_S, ∇R_S, Fig. 2 positive sum or None) at p. The written-out pass of the three-layer
+        network computes the sum from its own products; otherwise it is model.positive_sum(p)."""
+        if model.value_and_grad is not None:
+            loss, grads, pos = model.value_and_grad(p)
+        else:
+            (loss, grads), pos = jax.value_and_grad(model.loss)(p), None
+        if pos is None and model.positive_sum is not None:
+            pos = model.positive_sum(p)
+        return loss, grads, pos
+
+    def forward(p):
+        """(R_S, positive sum) at p: the same pass, its backward dead code."""
+        loss, _, pos = forward_backward(p)
+        return loss, pos
+
     frac = spec.escape_fraction
     # optax's sgd state is its update count alone, which equals the step index i while a run runs
     # (a frozen run takes no update), so it is rebuilt from i instead of carried and selected.
@@ -327,8 +338,9 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
     # loop avoids the per-step select that vmap adds to a while loop's carry
     early_stop = spec.loss_threshold > 0
 
-    def check(i, loss, theta, last_loss, loss0, flags):
-        """Judge the loss at θ_i = theta: divergence, convergence, escape step and the positive sum."""
+    def check(i, loss, pos_now, last_loss, loss0, flags):
+        """Judge the loss at θ_i: divergence, convergence, escape step, and fold in the positive
+        sum at θ_i (pos_now; None for a model without one)."""
         status, stop, escape, pos = flags
         running = status == 0
         bad = running & (~jnp.isfinite(loss) | (loss > spec.diverge_factor * loss0))
@@ -337,8 +349,8 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
         status = jnp.where(bad, 1, jnp.where(done, 2, status)).astype(jnp.int32)
         stop = jnp.where(bad, i - 1, jnp.where(done, i, stop)).astype(jnp.int32)
         escape = jnp.where((escape < 0) & running & ~bad & (loss <= frac * loss0), i, escape).astype(jnp.int32)
-        if model.positive_sum is not None:
-            pos = jnp.where(running & ~bad, jnp.maximum(pos, model.positive_sum(theta)), pos).astype(jnp.int32)
+        if pos_now is not None:
+            pos = jnp.where(running & ~bad, jnp.maximum(pos, pos_now), pos).astype(jnp.int32)
         return bad, loss, (status, stop, escape, pos)
 
     x_data = jnp.asarray(x, jnp.dtype(spec.dtype))
@@ -346,7 +358,7 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
     def train(key, scale):
         eps, mult = split_scale(spec, scale)
         params0 = model.init(key, eps, mult)
-        loss0 = loss_of(params0)
+        loss0, _ = forward(params0)
         opt0 = opt.init(params0)
         if spec.lr_ntk is not None:  # the run's step size min(lr, lr_ntk / K₀), as a factor on lr
             k0 = tangent_kernel_trace(model.apply, params0, x_data)
@@ -357,8 +369,8 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
         def step(i, cur, prev, rest):
             """Step i from θ_i = cur, θ_{i−1} = prev: returns θ_{i+1}, or the parameters the run is frozen at."""
             opt_state, last_loss, flags = rest
-            loss, grads = value_and_grad(cur)
-            bad, loss, flags = check(i, loss, cur, last_loss, loss0, flags)
+            loss, grads, pos = forward_backward(cur)
+            bad, loss, flags = check(i, loss, pos, last_loss, loss0, flags)
             go = flags[0] == 0
             if counted:
                 updates, _ = opt.update(grads, jax.tree_util.tree_map(lambda c: jnp.asarray(i, c.dtype), opt0), cur)
@@ -393,7 +405,7 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
             else:
                 c = jax.lax.fori_loop(0, (end - start) // 2, two_steps, (cur, prev, rest))
             cur, prev, (opt_state, last_loss, flags) = jax.lax.cond((end - start) % 2 == 1, last_step, lambda c: c, c)
-            bad, loss, flags = check(end, loss_of(cur), cur, last_loss, loss0, flags)  # the record's own θ
+            bad, loss, flags = check(end, *forward(cur), last_loss, loss0, flags)  # the record's own θ
             cur = _select(bad, prev, cur)
             series, cos = model.measure(cur, params0, eps)
             keep = slots[k] >= 0

@@ -74,8 +74,9 @@ def _contract(a, b, axis_a: int, axis_b: int):
 SHARED_BACKWARD_MAX_WIDTH = 64
 
 
-def three_layer_value_and_grad(params: dict, x, y, act_name: str):
-    """R_S and its gradient for the three-layer network, forward and backward written out.
+def three_layer_value_and_grad(params: dict, x, y, act_name: str, v=None):
+    """R_S and its gradient for the three-layer network, forward and backward written out; with
+    the target direction v, also the Fig. 2 positive sum at params: (R_S, ∇R_S, sum).
 
     Equals `jax.value_and_grad(lambda p: mse(three_layer_apply(p, x, σ), y))(params)` up to
     rounding, with the work of one step in three m×m×n matrix products: z² = W² h¹, ∇W² = δ² h¹ᵀ
@@ -88,17 +89,29 @@ def three_layer_value_and_grad(params: dict, x, y, act_name: str):
     = Σ_j W²_jk P_jk with P = δ² (σ'¹ ∘ x)ᵀ, and [∇W², P] = δ² [h¹; σ'¹ ∘ x]ᵀ. Same flops, one
     product fewer per step, which is what small products cost on a CPU; wider products run
     faster as two.
-    """
-    from .activations import get
 
-    act = get(act_name).fn
-    if act_name not in _DERIVATIVE_OF_OUTPUT:
-        return jax.value_and_grad(lambda p: mse(three_layer_apply(p, x, act), y))(params)
-    deriv = _DERIVATIVE_OF_OUTPUT[act_name]
+    The positive sum Σ_k [c_k (aᵀW²)_k > 0] + Σ_j [a_j (W²c)_j > 0], c = W¹v (metrics.positive_sum)
+    rides on the same products instead of two matrix-vector products of its own: W²c is one more
+    column of z² = W²[h¹ c], and aᵀW² one more column of W²ᵀ[δ² a] (or, with the shared backward
+    product, one more column sum of W² ∘ ·).
+    """
+    from .. import metrics
+    from . import activations
+
+    act = activations.get(act_name).fn
     a, w2, w1 = params["a"], params["w2"], params["w1"]
-    n = y.shape[0]
+    if act_name not in _DERIVATIVE_OF_OUTPUT:
+        loss, grads = jax.value_and_grad(lambda p: mse(three_layer_apply(p, x, act), y))(params)
+        return (loss, grads) if v is None else (loss, grads, metrics.positive_sum(a, w2, w1 @ v))
+    deriv = _DERIVATIVE_OF_OUTPUT[act_name]
+    n, m = y.shape[0], a.shape[0]
     h1 = act(_contract(w1, x, 1, 1))  # (m, n) = σ(W¹ xᵀ)
-    h2 = act(_contract(w2, h1, 1, 0))  # (m, n) = σ(W² h¹)
+    if v is None:
+        h2 = act(_contract(w2, h1, 1, 0))  # (m, n) = σ(W² h¹)
+    else:
+        c = w1 @ v  # (3.9)
+        z2c = _contract(w2, jnp.concatenate([h1, c[:, None]], axis=1), 1, 0)  # W² [h¹ c] (m, n + 1)
+        h2, w2c = act(z2c[:, :n]), z2c[:, n]
     err = _contract(a, h2, 0, 0) - y  # (n,) f − y
     loss = 0.5 * jnp.mean(err * err)
     r = err / n  # ∂R_S/∂f
@@ -106,13 +119,23 @@ def three_layer_value_and_grad(params: dict, x, y, act_name: str):
     if deriv is not None:
         d2 = d2 * deriv(h2)
     grad_a = _contract(h2, r, 1, 0)
-    m = a.shape[0]
     if x.shape[1] == 1 and m <= SHARED_BACKWARD_MAX_WIDTH:
         s1x = x[:, 0] if deriv is None else deriv(h1) * x[:, 0]  # σ'(z¹_ki) x_i (m, n)
         both = _contract(d2, jnp.concatenate([h1, jnp.broadcast_to(s1x, h1.shape)]), 1, 1)  # δ² [h¹; σ'¹∘x]ᵀ (m, 2m)
-        grad_w1 = jnp.sum(w2 * both[:, m:], axis=0)[:, None]  # Σ_j W²_jk P_jk
-        return loss, {"a": grad_a, "w2": both[:, :m], "w1": grad_w1}
-    d1 = _contract(w2, d2, 0, 0)  # ∂R_S/∂h¹ = W²ᵀ δ²
-    if deriv is not None:
-        d1 = d1 * deriv(h1)
-    return loss, {"a": grad_a, "w2": _contract(d2, h1, 1, 1), "w1": _contract(d1, x, 1, 0)}
+        grads = {"a": grad_a, "w2": both[:, :m]}
+        grads["w1"] = jnp.sum(w2 * both[:, m:], axis=0)[:, None]  # Σ_j W²_jk P_jk
+        if v is None:
+            return loss, grads
+        atw2 = _contract(a, w2, 0, 0)  # aᵀW²
+    else:
+        if v is None:
+            d1 = _contract(w2, d2, 0, 0)  # ∂R_S/∂h¹ = W²ᵀ δ²
+        else:
+            d1a = _contract(w2, jnp.concatenate([d2, a[:, None]], axis=1), 0, 0)  # W²ᵀ [δ² a] (m, n + 1)
+            d1, atw2 = d1a[:, :n], d1a[:, n]
+        if deriv is not None:
+            d1 = d1 * deriv(h1)
+        grads = {"a": grad_a, "w2": _contract(d2, h1, 1, 1), "w1": _contract(d1, x, 1, 0)}
+        if v is None:
+            return loss, grads
+    return loss, grads, jnp.sum(c * atw2 > 0) + jnp.sum(a * w2c > 0)
