@@ -434,35 +434,29 @@ def _slots(recorded: np.ndarray, cosine_steps: np.ndarray) -> np.ndarray:
 
 
 def batched(spec: TrainSpec, x, y, group: int | None = None) -> Callable:
-    """`run(keys (S, 2), scales (E,)) -> TrainResult` with leading axes (S, E): jit(vmap(vmap(train)))
-    (for the CNN the seed axis is a lax.map: one seed at a time per device, cache-friendly).
+    """`run(keys (S, 2), scales (E,)) -> TrainResult` with leading axes (S, E): `train` over
+    seeds × scales in one compiled call.
 
-    With several local devices (the CLI exposes each CPU core as one) the seeds are split across
-    them with `shard_map`, each device running its own share with no communication; the seeds are
-    padded to a multiple of the device count (repeating the first) and the padding is dropped.
-    On each device the two- and three-layer networks run in groups of `group` runs side by side
-    (default: `group_size`, what fits in a core's cache), one group after another.
+    With several local devices (the CLI exposes each CPU core as one) the work is split across
+    them with `shard_map`, each device running its own share with no communication. The two- and
+    three-layer networks run in groups of `group` runs (default: `group_size`, what fits in a
+    core's cache), vmapped within a group and one group after another (`in_groups`).
     """
     train = make_train(spec, x, y)
-    per_key = jax.vmap(train, in_axes=(None, 0))
-    if spec.model == "cnn":
-        # a CNN run's activations (n × positions × channels) fill the cache on their own: the seeds
-        # run one after another on each device (lax.map) instead of side by side (vmap), 1.6x
-        # faster on the 2-core CPU (benchmarks/cnn_vs_torch.py; groups of 4 and 8 seeds: 1.2-1.3x)
-        grid = lambda keys, scales: jax.lax.map(lambda k: per_key(k, scales), keys)
-    elif spec.model == "deep-linear":
-        grid = jax.vmap(per_key, in_axes=(0, None))
-    else:
+    if spec.model in ("three-layer", "two-layer"):
         return in_groups(train, group or group_size(spec, np.shape(x)))
-    # deep-linear records call LAPACK (svd) inside the loop; under shard_map over several XLA CPU
-    # host devices that hangs (observed with jax 0.10.2), and its m×m×m products thread well on
-    # one device anyway
+    per_key = jax.vmap(train, in_axes=(None, 0))
     if spec.model == "deep-linear":
-        return jax.jit(grid)
+        # deep-linear records call LAPACK (svd) inside the loop; under shard_map over several XLA
+        # CPU host devices that hangs (observed with jax 0.10.2), and its m×m×m products thread
+        # well on one device anyway: jit(vmap(vmap(train)))
+        return jax.jit(jax.vmap(per_key, in_axes=(0, None)))
     from .devices import split_seeds
 
-    return split_seeds(grid, 1)
-
+    # a CNN run's activations (n × positions × channels) fill the cache on their own: the seeds run
+    # one after another on each device (lax.map) instead of side by side (vmap), 1.6x faster on
+    # the 2-core CPU (benchmarks/cnn_vs_torch.py; groups of 4 and 8 seeds: 1.2-1.3x)
+    return split_seeds(lambda keys, scales: jax.lax.map(lambda k: per_key(k, scales), keys), 1)
 
 
 def _l2_bytes() -> int:
