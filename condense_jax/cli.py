@@ -182,7 +182,7 @@ def _lr_drop(text: str) -> tuple[int, float]:
 
 
 def cmd_train(args) -> int:
-    seeds = args.seed_list if args.seed_list is not None else args.seeds
+    seeds = _seeds(args)
     spec = TrainSweep(
         model=args.model, widths=tuple(args.widths), seeds=seeds,
         init_scales=tuple(args.init_scales) if args.init_scales else None,
@@ -216,7 +216,7 @@ def cmd_four_phases(args) -> int:
     given = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
     if args.digits is not None:
         given["digits"] = tuple(args.digits)
-    seeds = args.seed_list if args.seed_list is not None else args.seeds
+    seeds = _seeds(args)
     spec = FourPhaseSweep(seeds=seeds, **given)
     out = Path(args.out)
     print(f"four-phase sweep: {spec.n_runs} runs -> {out}")
@@ -224,7 +224,7 @@ def cmd_four_phases(args) -> int:
 
 
 def cmd_ode(args) -> int:
-    seeds = args.seed_list if args.seed_list is not None else args.seeds
+    seeds = _seeds(args)
     if args.init and args.depth != 3:
         raise ConfigError(f"--init gives three-layer starts (a, b, c); --depth {args.depth} cannot be used with it")
     spec = OdeSweep(
@@ -337,6 +337,18 @@ def cmd_phase(args) -> int:
     return 0
 
 
+def _out_and_seed_flags(p, seeds: int) -> None:
+    """The result directory and the seeds, for every sweep command; resolved by _seeds."""
+    p.add_argument("--out", required=True, help="result directory")
+    p.add_argument("--seeds", type=int, default=seeds, metavar="N", help="number of seeds (0..N-1)")
+    p.add_argument("--seed-list", type=int, nargs="*", metavar="S", help="explicit seeds instead of --seeds")
+
+
+def _seeds(args):
+    """--seed-list if given, else --seeds."""
+    return args.seed_list if args.seed_list is not None else args.seeds
+
+
 def _sweep_flags(p) -> None:
     """The flags every sweep command shares."""
     p.add_argument("--no-figure", action="store_true", help="do not draw figures")
@@ -383,10 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
         "or from explicit starts with --init. Writes DIR/runs, DIR/series (Parquet) and a figure.",
         formatter_class=_Help,
     )
-    o.add_argument("--out", required=True, help="result directory")
+    _out_and_seed_flags(o, seeds=16)
     o.add_argument("--widths", type=int, nargs="+", default=[20], metavar="M", help="hidden widths m")
-    o.add_argument("--seeds", type=int, default=16, metavar="N", help="number of seeds (0..N-1)")
-    o.add_argument("--seed-list", type=int, nargs="*", metavar="S", help="explicit seeds instead of --seeds")
     o.add_argument("--scale-a", type=float, nargs="+", default=[1.0], metavar="σ", help="std of a(0) entries")
     o.add_argument("--scale-b", type=float, nargs="+", default=[1.0], metavar="σ", help="std of b(0) entries")
     o.add_argument("--scale-c", type=float, nargs="+", default=[1.0], metavar="σ", help="std of c(0) entries")
@@ -417,11 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
         "step predicted by the effective ODE. Writes DIR/runs, DIR/series, DIR/cosines (Parquet) and figures.",
         formatter_class=_Help,
     )
-    tr.add_argument("--out", required=True, help="result directory")
+    _out_and_seed_flags(tr, seeds=4)
     tr.add_argument("--model", choices=["three-layer", "two-layer", "deep-linear", "cnn"], default="three-layer", help="network")
     tr.add_argument("--widths", type=int, nargs="+", default=[20], metavar="M", help="hidden widths m")
-    tr.add_argument("--seeds", type=int, default=4, metavar="N", help="number of seeds (0..N-1)")
-    tr.add_argument("--seed-list", type=int, nargs="*", metavar="S", help="explicit seeds instead of --seeds")
     scales = tr.add_mutually_exclusive_group()
     scales.add_argument("--init-scales", type=float, nargs="+", metavar="ε", help="init scales ε (default 1e-3)")
     scales.add_argument("--scale-exponents", type=float, nargs="+", metavar="γ", help="init scales ε = m^(−γ)")
@@ -488,11 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/runs, DIR/series, DIR/neurons (Parquet) and figures. Defaults: sweeps/four_phases.toml's setting.",
         formatter_class=_Help,
     )
-    fp.add_argument("--out", required=True, help="result directory")
+    _out_and_seed_flags(fp, seeds=16)
     fp.add_argument("--widths", type=int, nargs="+", metavar="M", help="hidden widths m (default 50)")
     fp.add_argument("--init-scales", type=float, nargs="+", metavar="ε", help="init scales ε (default 1e-2 … 1e-6)")
-    fp.add_argument("--seeds", type=int, default=16, metavar="N", help="number of seeds (0..N-1)")
-    fp.add_argument("--seed-list", type=int, nargs="*", metavar="S", help="explicit seeds instead of --seeds")
     fp.add_argument("--data", help="angled (default), orthogonal, digits or an .npz with x (n, d), y = ±1")
     fp.add_argument("--n", type=int, nargs="+", metavar="N", help="samples per data set (default 100)")
     fp.add_argument("--delta", type=float, nargs="+", metavar="Δ", help="angle between the class centres, degrees in (0, 180] (default 60)")

@@ -106,12 +106,10 @@ def three_layer_value_and_grad(params: dict, x, y, act_name: str, v=None):
     deriv = _DERIVATIVE_OF_OUTPUT[act_name]
     n, m = y.shape[0], a.shape[0]
     h1 = act(_contract(w1, x, 1, 1))  # (m, n) = σ(W¹ xᵀ)
-    if v is None:
-        h2 = act(_contract(w2, h1, 1, 0))  # (m, n) = σ(W² h¹)
-    else:
-        c = w1 @ v  # (3.9)
-        z2c = _contract(w2, jnp.concatenate([h1, c[:, None]], axis=1), 1, 0)  # W² [h¹ c] (m, n + 1)
-        h2, w2c = act(z2c[:, :n]), z2c[:, n]
+    c = None if v is None else w1 @ v  # (3.9)
+    h1c = h1 if v is None else jnp.concatenate([h1, c[:, None]], axis=1)  # [h¹ c]
+    z2 = _contract(w2, h1c, 1, 0)  # W² h¹ (m, n), and W²c as column n
+    h2 = act(z2[:, :n])  # (m, n) = σ(W² h¹)
     err = _contract(a, h2, 0, 0) - y  # (n,) f − y
     loss = 0.5 * jnp.mean(err * err)
     r = err / n  # ∂R_S/∂f
@@ -122,20 +120,14 @@ def three_layer_value_and_grad(params: dict, x, y, act_name: str, v=None):
     if x.shape[1] == 1 and m <= SHARED_BACKWARD_MAX_WIDTH:
         s1x = x[:, 0] if deriv is None else deriv(h1) * x[:, 0]  # σ'(z¹_ki) x_i (m, n)
         both = _contract(d2, jnp.concatenate([h1, jnp.broadcast_to(s1x, h1.shape)]), 1, 1)  # δ² [h¹; σ'¹∘x]ᵀ (m, 2m)
-        grads = {"a": grad_a, "w2": both[:, :m]}
-        grads["w1"] = jnp.sum(w2 * both[:, m:], axis=0)[:, None]  # Σ_j W²_jk P_jk
-        if v is None:
-            return loss, grads
-        atw2 = _contract(a, w2, 0, 0)  # aᵀW²
+        grads = {"a": grad_a, "w2": both[:, :m], "w1": jnp.sum(w2 * both[:, m:], axis=0)[:, None]}  # Σ_j W²_jk P_jk
+        atw2 = None if v is None else _contract(a, w2, 0, 0)  # aᵀW²
     else:
-        if v is None:
-            d1 = _contract(w2, d2, 0, 0)  # ∂R_S/∂h¹ = W²ᵀ δ²
-        else:
-            d1a = _contract(w2, jnp.concatenate([d2, a[:, None]], axis=1), 0, 0)  # W²ᵀ [δ² a] (m, n + 1)
-            d1, atw2 = d1a[:, :n], d1a[:, n]
-        if deriv is not None:
-            d1 = d1 * deriv(h1)
+        d2a = d2 if v is None else jnp.concatenate([d2, a[:, None]], axis=1)  # [δ² a]
+        d1a = _contract(w2, d2a, 0, 0)  # ∂R_S/∂h¹ = W²ᵀ δ² (m, n), and aᵀW² as column n
+        d1 = d1a[:, :n] if deriv is None else d1a[:, :n] * deriv(h1)
         grads = {"a": grad_a, "w2": _contract(d2, h1, 1, 1), "w1": _contract(d1, x, 1, 0)}
-        if v is None:
-            return loss, grads
-    return loss, grads, jnp.sum(c * atw2 > 0) + jnp.sum(a * w2c > 0)
+        atw2 = None if v is None else d1a[:, n]
+    if v is None:
+        return loss, grads
+    return loss, grads, jnp.sum(c * atw2 > 0) + jnp.sum(a * z2[:, n] > 0)
