@@ -12,10 +12,13 @@ the same τ range with no event, in segments, until its T* estimate
     T* = t(τ) + E(τ)^{−(L−2)/L} / (L − 2)     (= t + E^{−1/3} for L = 3, Theorem 1 from t)
 stops moving (that tail is exact for the balanced rank-one state the flow approaches).
 
-Status per run: ``blowup``; ``no_blowup`` (depth 2, which is linear, or a start that violates
-Assumption 1 with E(0) < 0, like the paper's Example 1, where E → 0⁻: scale-invariant time would
-follow that decay until rounding fakes a blow-up, so the rule is mathematical, not numerical);
-``max_steps`` (the step budget or τ budget ran out before T* converged); ``nonfinite``.
+Status per run, decided by what the solution does, with the mathematics where it decides
+(`theory_status`, depth 3): ``blowup`` (T* converged); ``no_blowup`` (depth 2, which is linear,
+or a balanced start with E(0) < 0, like the paper's Example 1: on the invariant set
+aaᵀ = bbᵀ, bᵀb = ccᵀ the exact solution decays, ‖a(t)‖ = s/(1 + s t), so scale-invariant time
+would follow that decay until rounding, which can only push the state off that set, fakes a
+blow-up); ``max_steps`` (the step or τ budget ran out before T* converged, also for starts that
+provably blow up later); ``nonfinite``.
 """
 
 from __future__ import annotations
@@ -168,11 +171,13 @@ def _segment_solver(field: Callable, opts: SolverOptions, per_start_saves: bool 
     grid per start with `per_start_saves`, which always steps per start).
 
     With several local devices (on a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N, which
-    the CLI sets to the number of cores) the chunk is split along the starts with `shard_map`: each
-    device runs its own solve on its share, with no communication.
+    the CLI sets to the number of cores) the chunk's starts are split over them by
+    `devices.split_batch`: each device solves its share in its own call, nothing is shared.
     """
+    from .devices import split_batch
+
     if opts.stepping == "shared" and not per_start_saves:
-        batched_field = jax.vmap(field, in_axes=(None, 0, 0))  # the chunk (or shard) is one state
+        batched_field = jax.vmap(field, in_axes=(None, 0, 0))  # the chunk (or a device's share) is one state
 
         def solve(y0, args, tau0, tau1, save_taus):
             ys, steps, ok, hit_max = _solve(batched_field, opts, opts.max_steps, y0, args, tau0, tau1, save_taus)
@@ -184,42 +189,7 @@ def _segment_solver(field: Callable, opts: SolverOptions, per_start_saves: bool 
         max_steps = opts.max_steps * (int(opts.tau_max // opts.tau_segment) + 2 if per_start_saves else 1)
         one = functools.partial(_solve, field, opts, max_steps)
         solve = jax.vmap(one, in_axes=(0, 0, None, None, 0 if per_start_saves else None))
-    devices = jax.local_devices()
-    if len(devices) == 1:
-        return jax.jit(solve)
-    from jax.sharding import Mesh, PartitionSpec
-
-    batch, whole = PartitionSpec("starts"), PartitionSpec()
-    sharded = jax.jit(
-        jax.shard_map(
-            solve,
-            mesh=Mesh(np.array(devices), ("starts",)),
-            in_specs=(batch, batch, whole, whole, batch if per_start_saves else whole),
-            out_specs=batch,
-            check_vma=False,
-        )
-    )
-
-    def padded(y0, args, tau0, tau1, save_taus):
-        """Pad the starts to a multiple of the device count (repeating the first), then drop the padding."""
-        n = len(jax.tree_util.tree_leaves(y0)[0])
-        extra = -n % len(devices)
-        pad = lambda v: np.concatenate([v, np.repeat(v[:1], extra, 0)]) if extra else v
-        y0, args = jax.tree_util.tree_map(pad, (y0, args))
-        if per_start_saves:
-            save_taus = pad(np.asarray(save_taus))
-        out = sharded(y0, args, tau0, tau1, save_taus)
-        return jax.tree_util.tree_map(lambda v: v[:n], out)
-
-    def lower(y0, args, tau0, tau1, save_taus):  # for --dry-run: the padded call, lowered
-        n = len(jax.tree_util.tree_leaves(y0)[0])
-        extra = -n % len(devices)
-        pad = lambda v: np.concatenate([v, np.repeat(v[:1], extra, 0)]) if extra else v
-        y0, args = jax.tree_util.tree_map(pad, (y0, args))
-        return sharded.lower(y0, args, tau0, tau1, pad(np.asarray(save_taus)) if per_start_saves else save_taus)
-
-    padded.lower = lower
-    return padded
+    return split_batch(solve, (True, True, False, False, per_start_saves))
 
 
 def lower_first_segment(a, b, c, opts: SolverOptions):
@@ -456,6 +426,53 @@ def assumption1(a, b, c, rounding: float = 64.0) -> np.ndarray:
     return unequal & (np.abs(k) > eps * scale)
 
 
+THEORY_STATUSES = ("blowup", "no_blowup", "open")
+
+
+def blowup_quantity(a, b, c) -> tuple[np.ndarray, np.ndarray]:
+    """K = ‖ȧ(0)‖² − ‖ċ(0)‖² − min(‖a(0)‖², ‖c(0)‖²)(‖c(0)‖² − ‖a(0)‖²), (3.13)'s quantity for
+    either sign of ‖a(0)‖ − ‖c(0)‖, and its scale ‖ȧ‖² + ‖ċ‖² + (‖a‖² + ‖c‖²)² (for rounding).
+
+    It is the limit of ‖ȧ‖² − ‖ċ‖² along a solution with E ≤ 0 for ever (step 3 of the proof of
+    Theorem 1: d/dt(‖ȧ‖² − ‖ċ‖²) = 2E(‖c‖² − ‖a‖²) with ‖c‖² − ‖a‖² conserved), and that limit
+    must be 0 there; so K ≠ 0 means blow-up whatever E(0). The proof does not use (3.12): when
+    ‖a(0)‖ = ‖c(0)‖ both norms tend to 0 together and ‖ȧ‖² − ‖ċ‖² = K is conserved.
+    """
+    a, b, c = _as_batch(a, b, c)
+    na, nc = np.sum(a * a, 1), np.sum(c * c, 1)
+    adot = np.sum(np.einsum("bij,bj->bi", b, c) ** 2, 1)
+    cdot = np.sum(np.einsum("bji,bj->bi", b, a) ** 2, 1)
+    return adot - cdot - np.minimum(na, nc) * (nc - na), adot + cdot + (na + nc) ** 2
+
+
+def theory_status(a, b, c, rounding: float = 64.0) -> np.ndarray:
+    """What the mathematics decides about a three-layer start before any solve, per start:
+
+    * ``blowup``: E(0) > 0 (Theorem 1, (3.15): T* ≤ E(0)^(−1/3)), or `blowup_quantity` K ≠ 0
+      (Theorem 1's proof, which needs (3.13) only, not (3.12));
+    * ``no_blowup``: balanced (aaᵀ = bbᵀ and bᵀb = ccᵀ, an invariant set: D1 and D2 are
+      conserved, Prop. 1) with E(0) < 0, the paper's Example 1: there b = a wᵀ, c = −‖a‖ w and
+      d‖a‖/dt = −‖a‖², so ‖a(t)‖ = ‖a(0)‖/(1 + ‖a(0)‖t) → 0 and E = −‖a‖³ → 0⁻;
+    * ``open``: neither (E(0) ≤ 0, K = 0 and unbalanced: a set of measure zero); the solve decides.
+
+    "= 0" is to `rounding` ulps of each quantity's scale: a start balanced to rounding is taken
+    for the balanced start it rounds from.
+    """
+    a, b, c = _as_batch(a, b, c)
+    eps = rounding * np.finfo(np.float64).eps
+    e0 = np.einsum("bi,bij,bj->b", a, b, c)
+    k, k_scale = blowup_quantity(a, b, c)
+    na, nb, nc = np.sum(a * a, 1), np.sum(b * b, (1, 2)), np.sum(c * c, 1)
+    bt = np.swapaxes(b, 1, 2)
+    d1 = np.linalg.norm(a[:, :, None] * a[:, None, :] - b @ bt, axis=(1, 2))
+    d2 = np.linalg.norm(bt @ b - c[:, :, None] * c[:, None, :], axis=(1, 2))
+    balanced = (d1 <= eps * (na + nb)) & (d2 <= eps * (nb + nc))
+    out = np.full(len(a), "open", dtype=object)
+    out[(e0 > 0) | (np.abs(k) > eps * k_scale)] = "blowup"
+    out[balanced & (e0 < 0)] = "no_blowup"
+    return out
+
+
 def _hermite_inverse(tau, q, dq, targets):
     """τ at which the monotone q(τ) reaches each target, per start, by cubic Hermite interpolation
     of the records (q and its exact τ-derivative dq). NaN where a target lies outside the records.
@@ -542,9 +559,9 @@ def solve_three_layer(a, b, c, options: SolverOptions = SolverOptions(), workers
         return tt / r0, e_bar * (r0 * np.exp(log_r)) ** 3
 
     args = (start.lam_hat, start.mu_hat)
-    no_blowup = ~assumption1(a, b, c) & (np.einsum("bi,bij,bj->b", a, b, c) < 0)  # Example 1's case
+    verdict = theory_status(a, b, c)
     ys, taus, steps, ok, hit_max, converged = _run_segments(
-        _reduced_field, start.y0, args, t_and_energy, options, 3, decided=no_blowup
+        _reduced_field, start.y0, args, t_and_energy, options, 3, decided=verdict == "no_blowup"
     )
     diag = _reduced_diagnostics(ys, start.q, start.p, start.r0, start.lam_hat)
     series = {k: np.asarray(v) for k, v in diag.items()}
@@ -574,7 +591,7 @@ def solve_three_layer(a, b, c, options: SolverOptions = SolverOptions(), workers
         alpha[:, -1], xi[:, -1], gamma[:, -1], log_r[:, -1], gamma[:, back], log_r[:, back], *geometry,
         options.diverged_fraction,
     )
-    runs = _summarise(run_series, taus, steps, ok & ~broken, hit_max, converged, assumption1(a, b, c), 3, options)
+    runs = _summarise(run_series, taus, steps, ok & ~broken, hit_max, converged, assumption1(a, b, c), 3, options, verdict)
     runs.update({k: np.asarray(v) for k, v in final.items()})
     runs["width"] = np.full(len(a), m)
     series["tau"] = tau2
@@ -588,18 +605,20 @@ def solve_three_layer(a, b, c, options: SolverOptions = SolverOptions(), workers
     return BlowupResult(runs, series)
 
 
-def _summarise(series, taus, steps, ok, hit_max, converged, assumption_1, depth, options):
-    """Per-run table from the series: T*, status, bounds, final-stage time."""
+def _summarise(series, taus, steps, ok, hit_max, converged, assumption_1, depth, options, verdict=None):
+    """Per-run table from the series: T*, status, bounds, final-stage time.
+
+    `verdict` (theory_status, or "open" for every start) is what the mathematics decides; the rest
+    is decided by the solve: ``blowup`` where T* converged, ``max_steps`` where it did not."""
     t, e = series["t"], series["energy"]
     est = _tail_tstar(t, e, depth)
     e0 = e[:, 0]
     finite = np.all(np.isfinite(t), 1) & np.all(np.isfinite(e), 1)
+    if verdict is None:
+        verdict = np.full(len(e0), "no_blowup" if depth == 2 else "open", dtype=object)
     status = np.full(len(e0), "blowup", dtype=object)
     status[~converged] = "max_steps"
-    example1 = (~assumption_1) & (e0 < 0) if depth == 3 else np.zeros(len(e0), bool)
-    status[example1] = "no_blowup"
-    if depth == 2:
-        status[:] = "no_blowup"
+    status[verdict == "no_blowup"] = "no_blowup"
     status[~finite | (~ok & ~hit_max)] = "nonfinite"
     t_star = np.where(status == "blowup", est[:, -1], np.where(status == "no_blowup", np.inf, np.nan))
     runs = dict(
@@ -607,6 +626,7 @@ def _summarise(series, taus, steps, ok, hit_max, converged, assumption_1, depth,
         t_star=t_star,
         t_star_thm1_bound=theory.thm1_upper_bound(e0) if depth == 3 else np.full(len(e0), np.nan),
         status=status,
+        theory_status=np.asarray(verdict, dtype=object),
         assumption1=assumption_1,
         tau_end=np.full(len(e0), taus[-1]),
         num_steps=steps,
@@ -626,10 +646,16 @@ def _first_time_holding(flag: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def _add_brackets(series):
-    """Running bracket of T*: Theorem 1 (upper, E > 0) and Theorem 2 (lower, once final stage holds)."""
-    series["tstar_upper"] = theory.thm1_running_upper(series["t"], series["energy"])
-    lower = theory.thm2_running_lower(series["t"], series["energy"], series["cos_zeta"])
-    series["tstar_lower"] = np.where(series.get("final_stage", True), lower, np.nan)
+    """Running bracket of T*, both ends proved at every record: `tstar_upper` = t + E^(−1/3)
+    (Theorem 1 from t, where E(t) > 0) and `tstar_lower` = t + √3/‖θ(t)‖ (theory.norm_running_lower);
+    and `tstar_thm2_estimate` = t + E^(−1/3)/C(t) with the running angle ζ(t) in Theorem 2's
+    constant once the final stage holds: an estimate, not a bound (the theorem needs a uniform
+    angle bound from a later time T₃ on)."""
+    t = series["t"]
+    series["tstar_upper"] = theory.thm1_running_upper(t, series["energy"])
+    series["tstar_lower"] = theory.norm_running_lower(t, series["norm_a2"] + series["norm_b2"] + series["norm_c2"])
+    estimate = theory.thm2_running_estimate(t, series["energy"], series["cos_zeta"])
+    series["tstar_thm2_estimate"] = np.where(series.get("final_stage", True), estimate, np.nan)
 
 
 # ---------------------------------------------------------------------------
@@ -704,9 +730,12 @@ def solve_deep(params, options: SolverOptions = SolverOptions()) -> BlowupResult
         params = [p[None] for p in params]
     depth = len(params)
     a1 = assumption1(*params) if depth == 3 else np.ones(len(params[0]), bool)
-    no_blowup = (~a1) & (np.einsum("bi,bij,bj->b", *params) < 0) if depth == 3 else None  # Example 1's case
-    series, taus, steps, ok, hit_max, converged, final = _solve_full(params, "deep", depth, None, options, no_blowup)
-    runs = _summarise(series, taus, steps, ok, hit_max, converged, a1, depth, options)
+    # depth 3: theory_status; depth 2 is linear (exponential growth, no blow-up); for L ≥ 4 the
+    # paper proves nothing, so the solve decides
+    n = len(params[0])
+    verdict = theory_status(*params) if depth == 3 else np.full(n, "no_blowup" if depth == 2 else "open", dtype=object)
+    series, taus, steps, ok, hit_max, converged, final = _solve_full(params, "deep", depth, None, options, verdict == "no_blowup")
+    runs = _summarise(series, taus, steps, ok, hit_max, converged, a1, depth, options, verdict)
     runs["width"] = np.full(len(params[0]), params[0].shape[1])
     runs["depth"] = np.full(len(params[0]), depth)
     series["final_theta"] = final
@@ -754,7 +783,8 @@ def example1():
 
 SERIES_COLUMNS = (
     "tau", "t", "energy", "norm_a2", "norm_b2", "norm_c2", "cos_zeta", "thm2_rate", "a2_out", "a2_in",
-    "a2_out_pairs", "a2_in_pairs", "final_stage", "tstar_lower", "tstar_upper", "t_target", "E_target",
+    "a2_out_pairs", "a2_in_pairs", "final_stage", "tstar_lower", "tstar_upper", "tstar_thm2_estimate", "t_target",
+    "E_target",
 )
 
 

@@ -70,40 +70,48 @@ def _resolve_spec(name: str | None) -> Path:
 
 
 def _finish(out: Path, manifest: dict, figure: bool, kind: str = "ode", phase_grid: bool = False) -> None:
+    """What a finished sweep prints: the tables, the summary, the phase table of a phase grid (data,
+    written with or without figures) and the figures. The tables are complete by now: a figure that
+    cannot be drawn is one warning line, never a failed command."""
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(manifest["status_counts"].items()))
     tables = " and ".join(f"{out}/{t}" for t in manifest.get("tables", ["runs", "series"]))
     print(f"wrote {manifest['n_runs']} runs to {tables} ({counts})")
     if kind == "four_phases":
         _four_phase_summary(out)
+    if kind == "train" and phase_grid:  # a phase-diagram sweep: fit and classify it (and draw it)
+        from . import phase_plots
+
+        _draw("phase diagram", "phase", lambda: phase_plots.phase_from_dir(out, figures=figure)[1])
     if not figure:
         return
     if kind == "four_phases":
         from . import four_phase_plots
 
-        for path in four_phase_plots.figures_from_dir(out, out / "figures"):
-            print(f"figure: {path}")
-        return
-    if kind == "train":
+        _draw("four-phase figures", "figure", lambda: four_phase_plots.figures_from_dir(out, out / "figures"))
+    elif kind == "train":
         from . import train_plots
 
-        for path in train_plots.figures_from_dir(out, out / "figures"):
-            print(f"figure: {path}")
-        if phase_grid:  # a phase-diagram sweep: fit, classify and draw it too
-            from . import phase_plots
+        _draw("training figures", "figure", lambda: train_plots.figures_from_dir(out, out / "figures"))
+    else:
+        from . import plots
 
-            try:
-                for path in phase_plots.phase_from_dir(out)[1]:
-                    print(f"phase: {path}")
-            except ConfigError as e:
-                print(f"no phase diagram: {e}")
-        return
-    from . import plots
+        _draw("T* figure", "figure", lambda: [plots.tstar_figure_from_dir(out)])
 
+
+def _draw(what: str, label: str, draw) -> None:
+    """Run `draw()` (returns the paths written) and print them; a figure that does not apply is a
+    `no …` line, one that fails is a warning line: the sweep's result stands either way."""
     try:
-        path = plots.tstar_figure_from_dir(out)
-        print(f"figure: {path}")
+        paths = draw()
     except ConfigError as e:
-        print(f"no figure: {e}")
+        print(f"no {what}: {e}")
+        return
+    except Exception as e:  # noqa: BLE001 - a plotting failure must not fail a finished sweep
+        print(f"condense: warning: could not draw the {what} ({type(e).__name__}: {e}); the tables are complete",
+              file=sys.stderr)
+        return
+    for path in paths:
+        print(f"{label}: {path}")
 
 
 def _four_phase_summary(out: Path) -> None:
@@ -262,12 +270,33 @@ def cmd_ode(args) -> int:
     return 0
 
 
-def cmd_plot(args) -> int:
+PLOT_KINDS = {"tstar": "ode", "theory": "ode", "train": "train", "phases": "four_phases"}
+PLOT_FOR_KIND = {"ode": "tstar or theory", "train": "train", "four_phases": "phases"}
+
+
+def result_kind(out: Path) -> str:
+    """The kind of sweep (ode, train, four_phases) a result directory holds, from its manifest."""
     from . import store
 
-    out = Path(args.result)
-    if store.read_manifest(out) is None:
+    manifest = store.read_manifest(out)
+    if manifest is None:
         raise ConfigError(f"{str(out)!r} is not a condense_jax result directory (no manifest.json)")
+    kind = (manifest.get("config") or {}).get("kind")
+    if kind not in PLOT_FOR_KIND:
+        raise ConfigError(f"{str(out)!r}: its manifest names no known kind of sweep ({kind!r})")
+    return kind
+
+
+def _require_kind(out: Path, wanted: str, command: str) -> None:
+    kind = result_kind(out)
+    if kind != wanted:
+        raise ConfigError(f"{str(out)!r} holds a {kind} sweep; `{command}` draws {wanted} sweeps "
+                          f"(for this one: condense plot {PLOT_FOR_KIND[kind]})")
+
+
+def cmd_plot(args) -> int:
+    out = Path(args.result)
+    _require_kind(out, PLOT_KINDS[args.figure], f"condense plot {args.figure}")
     if args.figure == "theory":
         from . import plots
 
@@ -317,6 +346,9 @@ def cmd_phase(args) -> int:
     out = Path(args.result)
     if not out.is_dir():
         raise ConfigError(f"result directory {str(out)!r} does not exist")
+    if result_kind(out) != "train":
+        raise ConfigError(f"{str(out)!r} holds a {result_kind(out)} sweep; phase diagrams are fitted to training "
+                          "sweeps over ≥ 2 widths (condense train / kind = 'train')")
     if args.k < 0 or args.tol < 0:
         raise ConfigError(f"--k and --tol must be non-negative, got --k {args.k} --tol {args.tol}")
     coords = (args.x, args.y) if args.x or args.y else None

@@ -119,9 +119,10 @@ def submit(spec, out: Path, kind: str = "slurm", tasks: int = 16, options: dict 
             return None
         failures = []
         for job in jobs:
-            try:
-                job.result()
-            except Exception as e:  # a failed task: its chunks stay missing, the others are kept
+            # exception() waits for the task (the debug executor runs it here) and returns what it
+            # raised; result() would do the same but the debug executor then opens Pdb on failure
+            e = job.exception()
+            if e is not None:  # a failed task: its chunks stay missing, the others are kept
                 failures.append(f"task {job.job_id}: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
         for line in failures:
             log(line)

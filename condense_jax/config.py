@@ -123,7 +123,9 @@ class _Spec:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(known)}")
-        d = {k: [v] if k in cls.LIST_KEYS and not isinstance(v, list) else v for k, v in d.items()}
+        # a single value for a list key is a one-element list; None (to_dict of an unset optional
+        # list, e.g. on the job array's round trip) stays None
+        d = {k: [v] if k in cls.LIST_KEYS and v is not None and not isinstance(v, list) else v for k, v in d.items()}
         hints = typing.get_type_hints(cls)
         for key, value in d.items():
             tp = hints[key]

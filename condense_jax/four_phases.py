@@ -59,17 +59,25 @@ def flow_spec(spec: FourPhaseSweep, width: int):
                     diverge_factor=spec.diverge_factor, loss_threshold=spec.loss_threshold)
 
 
-def batched(fspec, dirs):
-    """`run(keys (S, 2), eps (E,), x, y)` → RunResult with leading axes (S, E): jit(vmap(vmap)),
-    the seeds split over the local devices (devices.split_seeds)."""
-    import jax
-
+def batched(fspec, dirs, x_shape: tuple[int, int]):
+    """`run(keys (S, 2), eps (E,), x, y)` → RunResult with leading axes (S, E): the seeds × ε runs
+    in groups of `group_size` (devices.in_groups: each group vmapped, the groups a loop, split over
+    the local devices), so a run's numbers do not depend on the device count."""
     from . import relu_flow
-    from .devices import split_seeds
+    from .devices import in_groups
 
     one = (relu_flow.make_flow if fspec.method == "gf" else relu_flow.make_descent)(fspec, dirs)
-    grid = jax.vmap(jax.vmap(one, in_axes=(None, 0, None, None)), in_axes=(0, None, None, None))
-    return split_seeds(grid, 3)
+    return in_groups(one, group_size(fspec, x_shape), n_shared=2)
+
+
+def group_size(fspec, x_shape: tuple[int, int]) -> int:
+    """Runs per group: what fits a quarter of a core's L2 on a CPU (devices.cache_group_size) —
+    per run the parameters, their gradient and the previous step (3 (m d + m)) and the hidden
+    pre-activations, activations and pattern (3 n m), in the run's dtype."""
+    from .devices import cache_group_size
+
+    (n, d), m = x_shape, fspec.width
+    return cache_group_size(np.dtype(fspec.dtype).itemsize * (3 * (m * d + m) + 3 * n * m))
 
 
 def run_tables(spec: FourPhaseSweep, width: int, point: int, n: int, delta: float, seeds, res, class_angle: float = np.nan) -> dict:
@@ -157,7 +165,7 @@ def _chunks(spec: FourPhaseSweep, data: dict) -> list:
             # the class directions are baked into the records; one compile per data shape and Δ
             key = (x.shape, tuple(np.round(np.concatenate(dirs), 12)))
             if key not in cache:
-                cache[key] = batched(fspec, dirs)
+                cache[key] = batched(fspec, dirs, x.shape)
             for lo in range(0, len(spec.seeds), per):
                 seeds = spec.seeds[lo:lo + per]
 

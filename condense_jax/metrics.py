@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def relative_distance(w, w0) -> jnp.ndarray:
@@ -109,14 +110,17 @@ def two_layer(params, params0, v, eps, threshold: float) -> dict:
 
 
 def deep_linear(factors, factors0, v_matrix, frame, eps, top_k: int) -> dict:
-    """Series quantities of deep matrix factorisation W = W³W²W¹ (A.1): RD per factor, the top
-    singular values of W, E = ⟨W, V⟩ (A.9) in normalised units and the Assumption 4 counts."""
+    """Series quantities of deep matrix factorisation W = W³W²W¹ (A.1): RD per factor, the product
+    W itself (`w_product`, turned into its top singular values by `host_series`), E = ⟨W, V⟩ (A.9)
+    in normalised units and the Assumption 4 counts."""
     from .models import deep_linear as dl
 
     w = dl.product(factors)
     out = {f"rd_w{i + 1}": relative_distance(f, f0) for i, (f, f0) in enumerate(zip(factors, factors0))}
-    sv = dl.top_singular_values(w, top_k)
-    out.update({f"sv_{j + 1}": sv[j] for j in range(top_k)})
+    # the top singular values of W are computed on the host from the recorded product
+    # (host_series): an SVD (LAPACK) inside a compiled run can deadlock jaxlib's CPU thread pool
+    # when several host devices run one at once (devices.py)
+    out["w_product"] = w
     out["energy"] = jnp.vdot(w, v_matrix) / eps ** len(factors)
     a, b, c = dl.effective_state(factors, frame)
     out.update(dl.assumption4_counts(a, b, c, frame[2]))
@@ -151,3 +155,22 @@ def cnn(params, params0, v1, eps, threshold: float) -> tuple[dict, dict]:
     # (C_{l−1}·C_l of them), for per-layer heatmaps; the first layer's matrix above is over the θ_β
     layers = {f"conv{i + 1}": row_cosines(model.kernels(params, i)) for i in range(1, len(params["conv"]))}
     return out, dict(conv1=cos, **layers, kernels_conv1=per_kernel)
+
+
+def host_series(series: dict, top_k: int) -> dict:
+    """Series of a finished call with the recorded matrices replaced by what is measured from them
+    on the host: `w_product` (runs, K, m, m) → `sv_1` … `sv_k`, the top singular values of W
+    (NumPy's SVD in float64, stored in W's dtype), in W's place among the columns."""
+    if "w_product" not in series:
+        return series
+    from .models import deep_linear as dl
+
+    out = {}
+    for name, value in series.items():
+        if name != "w_product":
+            out[name] = value
+            continue
+        w = np.asarray(value)
+        sv = dl.top_singular_values(w.astype(np.float64), top_k).astype(w.dtype)
+        out.update({f"sv_{j + 1}": sv[..., j] for j in range(top_k)})
+    return out

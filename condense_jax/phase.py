@@ -9,7 +9,7 @@ below the sweep's loss_threshold). Its width scaling RD ∝ m^(−S_w) classifie
     critical   S_w ≈ 0   (|S_w| ≤ k · stderr + tol).
 
 Two-layer theory (Luo, Xu, Ma, Zhang, JMLR 2021), in γ = −log(β₁β₂/α)/log m and
-γ' = −log(β₁/β₂)/log m: linear for γ < 1 or γ' > γ − 1, condensed for γ > 1 and γ' < γ − 1, and
+γ' = −log(β₂/β₁)/log m: linear for γ < 1 or γ' > γ − 1, condensed for γ > 1 and γ' < γ − 1, and
 critical on the boundary γ = max(1, 1 + γ') (the mean-field scaling γ = 1, γ' = 0 is on it; NTK,
 γ = 1/2, γ' = 0, is linear).
 

@@ -9,7 +9,9 @@ slope s_k = Δ log L / Δ log t (central differences), the detector (thresholds 
 - t_I→II, the end of condensation: the first record at which the live neurons of each sign of
   a_k lie within cos_tol of their group's mean direction (min cos ≥ cos_tol, `cond_pos`/`cond_neg`),
   strictly before the drop, i.e. while the norms are still O(ε). Reached only after the drop, or
-  never: phase I is absent (a large init does not condense).
+  never: phase I is absent (a large init does not condense). A sign group with no live neuron has
+  no direction (its cond is NaN): such a record does not count as condensed, and `empty_group`
+  says that it happened before the drop.
 - the first steep fall: the first record from the drop on with s ≤ −steep_slope;
 - t_II→III, the plateau: the first record after that fall with s ≥ −plateau_slope while
   L ≥ plateau_min_loss · L₀ (a level, not the 1/t tail). None: phase III is absent and phase II
@@ -51,6 +53,7 @@ def absent() -> dict:
     """The detector's answer for a run too short to judge: every boundary NaN, every phase absent."""
     nan = float("nan")
     out = {k: nan for k in ("t_I_II", "t_II_III", "t_III_IV", "t_escape", "t_plateau_end", "t_drop", "plateau_loss")}
+    out["empty_group"] = False
     out.update({f"phase_{p}": False for p in PHASES})
     out["phases"] = "none"
     return out
@@ -58,7 +61,8 @@ def absent() -> dict:
 
 def detect(t, loss, cond, pattern_changes, accuracy, det: Detector | None = None) -> dict:
     """Phase boundaries of one run: t (R,) increasing, loss (R,), cond (R,) = min(cond_pos,
-    cond_neg), pattern_changes (R,), accuracy (R,); `det` the thresholds (default: Detector()).
+    cond_neg) (NaN where a group is empty), pattern_changes (R,), accuracy (R,); `det` the
+    thresholds (default: Detector()).
     Returns a flat dict (see the module doc)."""
     det = det or Detector()
     if len(t) < 3:
@@ -70,7 +74,8 @@ def detect(t, loss, cond, pattern_changes, accuracy, det: Detector | None = None
            "t_drop": nan, "plateau_loss": nan}
     loss0 = loss[0]
     k_drop = _first(loss <= (1 - det.drop_tol) * loss0)
-    k_cond = _first(cond >= det.cos_tol)
+    out["empty_group"] = bool(np.any(np.isnan(cond[: len(t) if k_drop is None else k_drop])))
+    k_cond = _first(np.nan_to_num(cond, nan=-np.inf) >= det.cos_tol)
     phase1 = k_cond is not None and (k_drop is None or k_cond < k_drop)
     if phase1:
         out["t_I_II"] = t[k_cond]

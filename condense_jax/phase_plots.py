@@ -168,9 +168,11 @@ def rd_width_figure(runs, table, layer: str | None = None, coords=None):
     return fig
 
 
-def phase_from_dir(path: Path, out_dir: Path | None = None, k: float = 2.0, tol: float = 0.05, coords=None):
+def phase_from_dir(path: Path, out_dir: Path | None = None, k: float = 2.0, tol: float = 0.05, coords=None,
+                   figures: bool = True):
     """Read DIR/runs, fit and classify every grid point, write DIR/phase/phase_table.{parquet,csv}
-    and the figures (default out_dir: DIR/figures). Returns (table, written paths)."""
+    (always: it is data) and, with `figures`, the figures (default out_dir: DIR/figures).
+    Returns (table, written paths)."""
     from . import store
 
     path = Path(path)
@@ -189,6 +191,8 @@ def phase_from_dir(path: Path, out_dir: Path | None = None, k: float = 2.0, tol:
         write(tmp)
         tmp.replace(final)  # atomic: a reader never sees half a table
         written.append(final)
+    if not figures:
+        return table, written
     out_dir.mkdir(parents=True, exist_ok=True)
     coords = tuple(coords) if coords else None
     for name, fig in (("phase_diagram", phase_figure(table, coords)), ("phase_rd_width", rd_width_figure(runs, table, coords=coords))):

@@ -30,11 +30,20 @@ def pick_runs(runs, k: int = 3):
     return list(ok["run_id"].to_numpy()[np.unique(idx)])
 
 
+def _require_three_layer(runs) -> None:
+    """The T* figures check Theorems 1 and 2, which are about the three-layer ODE (3.10)."""
+    if "depth" in runs and runs["depth"].notna().any() and (runs["depth"] != 3).any():
+        depths = sorted(int(d) for d in runs["depth"].dropna().unique())
+        raise ConfigError(f"the T* figures check Theorems 1 and 2 of the three-layer ODE; this sweep has depth {depths} "
+                          "(its tables are complete)")
+
+
 def tstar_bounds_figure(runs, series, path: Path, run_ids=None) -> Path:
     """Left: T* against the Theorem 1 bound E0^(−1/3), every run with E0 > 0 (all must lie below
     the diagonal). Right: for a few runs, E against the time left T* − t, between Theorem 1's lower
     envelope (3.15) and Theorem 2's upper envelope (4.21), both started at the final-stage time
     t_fs, the latter with C the running maximum of the measured C(t) = Ė/(3E^(4/3)) from t_fs on."""
+    _require_three_layer(runs)
     plt = _pyplot()
     has = runs[np.isfinite(runs["t_star"]) & (runs["E0"] > 0)]
     if has.empty:
@@ -210,6 +219,7 @@ def theory_figures_from_dir(out: Path, fig_dir: Path | None = None) -> tuple[lis
     runs = store.read_runs(out)
     if "t_star" not in runs or "E0" not in runs:
         raise ConfigError(f"{str(out)!r} has no T* column: theory checks need an ODE sweep (condense ode / run)")
+    _require_three_layer(runs)
     fig_dir = Path(fig_dir) if fig_dir is not None else out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     chosen = pick_runs(runs)

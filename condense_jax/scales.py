@@ -3,7 +3,7 @@
 * Width exponent: ε = m^(−γ) (the paper's N(0, 1/m^(2γ)) inits, e.g. Fig. 2b).
 * Two-layer phase diagram (Luo, Xu, Ma, Zhang, JMLR 2021): for f = (1/α) Σ_k a_k σ(w_k · x) with
   w_k ~ N(0, β₁² I), a_k ~ N(0, β₂²),
-      γ = −log(β₁β₂/α) / log m,     γ' = −log(β₁/β₂) / log m.
+      γ = −log(β₁β₂/α) / log m,     γ' = −log(β₂/β₁) / log m.
 Invalid values are a ConfigError with one line naming them.
 """
 

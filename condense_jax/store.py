@@ -53,8 +53,9 @@ def provenance() -> dict:
     }
 
 
-def git_revision() -> str | None:
-    here = Path(__file__).resolve().parent
+def git_revision(here: Path | None = None) -> str | None:
+    """The commit the package (`here`, default: this package) was loaded from, `-dirty` if it differs."""
+    here = Path(here) if here is not None else Path(__file__).resolve().parent
     try:
         out = subprocess.run(
             ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
@@ -64,8 +65,15 @@ def git_revision() -> str | None:
     rev = out.stdout.strip()
     if out.returncode != 0 or not rev:
         return None
-    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain"], capture_output=True, text=True, check=False)
-    return rev + ("-dirty" if dirty.stdout.strip() else "")
+    # dirty: a tracked file changed anywhere, or an untracked file inside the package (code that
+    # ran); untracked files elsewhere (result directories in the checkout) do not count
+    status = lambda *args: subprocess.run(["git", "-C", str(here), "status", "--porcelain", *args], capture_output=True,
+                                          text=True, timeout=5, check=False).stdout.strip()
+    try:
+        dirty = status("--untracked-files=no") or status("--untracked-files=all", "--", str(here))
+    except (OSError, subprocess.SubprocessError):
+        return rev + "-unknown"
+    return rev + ("-dirty" if dirty else "")
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -24,7 +24,7 @@ from .config import OdeSweep
 
 RUN_COLUMNS = (
     "run_id", "init_index", "seed", "width", "depth", "scale_a", "scale_b", "scale_c", "E0", "t_star",
-    "t_star_thm1_bound", "t_final_stage", "status", "assumption1", "frac_diverging", "min_cos_xi",
+    "t_star_thm1_bound", "t_final_stage", "status", "theory_status", "assumption1", "frac_diverging", "min_cos_xi",
     "adot_over_a2", "b_top_share", "tau_end", "num_steps", "growth_log",
 )
 

@@ -1,9 +1,11 @@
 """Closed-form bounds of the paper, as NumPy functions that work on arrays and pandas columns.
 
 Theorem 1 (3.15): E(t) ≥ (E(s)^{−1/3} − (t − s))^{−3}, hence T* ≤ t + E(t)^{−1/3} whenever E(t) > 0.
-Theorem 2 (4.21)-(4.22): once the final stage holds, E' ≤ 3C E^{4/3} with
-C = (4/3)(cos Θ₂)^{−4/3}, hence T* ≥ t + E(t)^{−1/3}/C. We evaluate C at the running angle ζ
-between a and ȧ (Proposition 5), which is the constant the proof uses from t on.
+A lower bound at every time (norm_running_lower): T* ≥ t + √3/‖θ(t)‖, θ = (a, b, c).
+Theorem 2 (4.21)-(4.22): after a time T₃ at which the final stage holds and the angle ζ between a
+and ȧ stays below a uniform Θ₂ until T*, E' ≤ 3C E^{4/3} with C = (4/3)(cos Θ₂)^{−4/3}, hence
+T* ≥ t + E(t)^{−1/3}/C. We can only evaluate C at the running angle ζ(t), which is not Θ₂: that
+gives an estimate of T* (thm2_running_estimate), not a bound, and it does exceed T* on real runs.
 """
 
 from __future__ import annotations
@@ -34,9 +36,23 @@ def thm2_constant(cos_zeta):
         return np.where(cz > 0, (4.0 / 3.0) * np.power(np.where(cz > 0, cz, 1.0), -4.0 / 3.0), np.nan)
 
 
-def thm2_running_lower(t, energy, cos_zeta):
-    """Lower end of the running bracket: T* ≥ t + E(t)^{−1/3}/C(t) (4.22)."""
+def thm2_running_estimate(t, energy, cos_zeta):
+    """t + E(t)^{−1/3}/C(t) with C(t) = (4/3)(cos ζ(t))^{−4/3}: Theorem 2's lower end (4.22) with
+    the running angle in place of the uniform Θ₂. An estimate of T*, NOT a bound."""
     return np.asarray(t) + _cube_root_inverse(energy) / thm2_constant(cos_zeta)
+
+
+def norm_running_lower(t, norm2):
+    """T* ≥ t + √3/‖θ(t)‖, ‖θ‖² = ‖a‖² + ‖b‖²_F + ‖c‖² (norm2), at every t < T*, any start.
+
+    Proof: along (3.10), d‖θ‖²/dt = 6E (Prop. 1, (3.11): each of ‖a‖², ‖b‖²_F, ‖c‖² grows at 2E),
+    and E = aᵀbc ≤ ‖a‖‖b‖₂‖c‖ ≤ ‖a‖‖b‖_F‖c‖ ≤ (‖θ‖²/3)^{3/2} (AM–GM on the three squares). So
+    u = ‖θ‖² obeys u' ≤ (2/√3) u^{3/2}, i.e. d/dt u^{−1/2} ≥ −1/√3, and u(s)^{−1/2} ≥
+    u(t)^{−1/2} − (s − t)/√3 for t ≤ s < T*. A solution that blows up at T* leaves every bounded
+    set, so u(s)^{−1/2} → 0 as s → T*: 0 ≥ u(t)^{−1/2} − (T* − t)/√3. Equality holds on the
+    balanced rank-one state (‖a‖ = ‖b‖_F = ‖c‖, b = a wᵀ), so the bound is tight near T*."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(t) + np.sqrt(3.0 / np.asarray(norm2, dtype=np.float64))
 
 
 def thm1_energy_lower_envelope(t, t_s, e_s):

@@ -194,7 +194,8 @@ def _model(spec: TrainSpec, x, y) -> Model:
         v_matrix = deep_linear.sensing_matrix(x, y)
     v_host = np.asarray(v_matrix)
     # V = O Λ Oᵀ (A.7) when V is symmetric, else the SVD frame; once per data set
-    frame = deep_linear.effective_frame(v_matrix, symmetric=bool(np.allclose(v_host, v_host.T)))
+    frame = deep_linear.effective_frame(v_host, symmetric=bool(np.allclose(v_host, v_host.T)), xp=np)
+    frame = tuple(jnp.asarray(f, v_matrix.dtype) for f in frame)
     measure = lambda p, p0, eps: metrics.deep_linear(p, p0, v_matrix, frame, eps, spec.top_k)
     return Model(init, loss, measure, None)
 
@@ -437,37 +438,23 @@ def batched(spec: TrainSpec, x, y, group: int | None = None) -> Callable:
     """`run(keys (S, 2), scales (E,)) -> TrainResult` with leading axes (S, E): `train` over
     seeds × scales in one compiled call.
 
-    With several local devices (the CLI exposes each CPU core as one) the work is split across
-    them with `shard_map`, each device running its own share with no communication. The two- and
-    three-layer networks run in groups of `group` runs (default: `group_size`, what fits in a
-    core's cache), vmapped within a group and one group after another (`in_groups`).
+    With several local devices (the CLI exposes each CPU core as one) the seeds are split across
+    them by `devices.split_seeds`: each device runs its share as its own call, nothing is shared.
+    The two- and three-layer networks run in groups of `group` runs (default: `group_size`, what
+    fits in a core's cache), vmapped within a group and one group after another
+    (`devices.in_groups`).
     """
+    from .devices import in_groups, split_seeds
+
     train = make_train(spec, x, y)
     if spec.model in ("three-layer", "two-layer"):
         return in_groups(train, group or group_size(spec, np.shape(x)))
     per_key = jax.vmap(train, in_axes=(None, 0))
-    if spec.model == "deep-linear":
-        # deep-linear records call LAPACK (svd) inside the loop; under shard_map over several XLA
-        # CPU host devices that hangs (observed with jax 0.10.2), and its m×m×m products thread
-        # well on one device anyway: jit(vmap(vmap(train)))
-        return jax.jit(jax.vmap(per_key, in_axes=(0, None)))
-    from .devices import split_seeds
-
-    # a CNN run's activations (n × positions × channels) fill the cache on their own: the seeds run
-    # one after another on each device (lax.map) instead of side by side (vmap), 1.6x faster on
-    # the 2-core CPU (benchmarks/cnn_vs_torch.py; groups of 4 and 8 seeds: 1.2-1.3x)
+    # the seeds run one after another on each device (lax.map), the scales of a seed side by side:
+    # a CNN run's activations (n × positions × channels) fill the cache on their own (1.6x faster
+    # than vmapping the seeds on the 2-core CPU, benchmarks/cnn_vs_torch.py; groups of 4 and 8
+    # seeds: 1.2-1.3x), and a seed is computed the same way on any device count (deep-linear too)
     return split_seeds(lambda keys, scales: jax.lax.map(lambda k: per_key(k, scales), keys), 1)
-
-
-def _l2_bytes() -> int:
-    """One core's L2 cache (Linux sysfs), or 1 MiB where it cannot be read."""
-    try:
-        with open("/sys/devices/system/cpu/cpu0/cache/index2/size") as fh:
-            text = fh.read().strip().upper()
-        scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
-        return int(text.rstrip("KM")) * scale
-    except (OSError, ValueError):
-        return 1 << 20
 
 
 def group_size(spec: TrainSpec, x_shape: tuple[int, ...]) -> int:
@@ -481,47 +468,11 @@ def group_size(spec: TrainSpec, x_shape: tuple[int, ...]) -> int:
     ∇θ, and per hidden layer its output, δ and σ'. Off the CPU (a GPU wants wide batches) every
     run goes in one group.
     """
-    if jax.default_backend() != "cpu":
-        return 1 << 30
+    from .devices import cache_group_size
+
     n, d = x_shape[0], int(np.prod(x_shape[1:]))
     m = spec.width
     params, layers = (m * m + m * d + m, 2) if spec.model == "three-layer" else (m * d + m, 1)
-    per_run = jnp.dtype(spec.dtype).itemsize * (3 * params + 3 * layers * m * n)
-    return max(1, (_l2_bytes() // 4) // per_run)
-
-
-
-def in_groups(train: Callable, size: int) -> Callable:
-    """`run(keys (S, 2), scales (E,))` → `train` over seeds × scales with leading axes (S, E), run
-    in groups: the S·E runs (seed-major) form ceil(S·E / size) groups of equal size (the last
-    padded by repeating the first run), each group vmapped and the groups a loop (lax.map), split
-    over the local devices (devices.split_seeds). A run is computed in a group of the same size
-    whatever the device count, so one device and many give the same numbers."""
-    from .devices import split_seeds
-
-    per_device = split_seeds(lambda groups: jax.lax.map(lambda g: jax.vmap(train)(*g), groups), 0)
-
-    def form(keys, scales):
-        n_seeds, n_scales = keys.shape[0], scales.shape[0]
-        n = n_seeds * n_scales
-        n_groups = -(-n // max(1, min(size, n)))
-        width = -(-n // n_groups)
-        extra = n_groups * width - n
-        scales = jnp.asarray(scales)  # (E,) or (E, 1 + L): ε and per-layer multipliers (split_scale)
-        run_keys = jnp.repeat(keys, n_scales, axis=0)  # run r = (seed r // E, scale r % E)
-        run_scales = jnp.tile(scales, (n_seeds,) + (1,) * (scales.ndim - 1))
-        if extra:
-            run_keys = jnp.concatenate([run_keys, jnp.repeat(run_keys[:1], extra, 0)])
-            run_scales = jnp.concatenate([run_scales, jnp.repeat(run_scales[:1], extra, 0)])
-        groups = (run_keys.reshape(n_groups, width, *keys.shape[1:]), run_scales.reshape(n_groups, width, *scales.shape[1:]))
-        unpack = lambda v: v.reshape(n_groups * width, *v.shape[2:])[:n].reshape(n_seeds, n_scales, *v.shape[2:])
-        return groups, unpack
-
-    def run(keys, scales):
-        groups, unpack = form(keys, scales)
-        return jax.tree_util.tree_map(unpack, per_device(groups))
-
-    run.lower = lambda keys, scales: per_device.lower(form(keys, scales)[0])  # for --dry-run
-    return run
+    return cache_group_size(jnp.dtype(spec.dtype).itemsize * (3 * params + 3 * layers * m * n))
 
 

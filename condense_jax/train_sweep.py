@@ -271,6 +271,7 @@ def _tables(spec, tspec, rows, seeds, points, scales, res, x, y) -> dict:
     the ε of each point)."""
     import pandas as pd
 
+    from . import metrics
     from .train import STATUS_CODES
 
     S, E = len(seeds), len(scales)
@@ -280,7 +281,9 @@ def _tables(spec, tspec, rows, seeds, points, scales, res, x, y) -> dict:
     flat = lambda v: np.asarray(v).reshape(S * E, *np.shape(v)[2:])
     recorded = tspec.recorded()
     loss = flat(res.loss)
-    series = {k: flat(v) for k, v in res.series.items()}
+    series = metrics.host_series({k: flat(v) for k, v in res.series.items()}, spec.top_k)
+    # counts are int64 whatever JAX's 64-bit mode was (it changes the traced integers' width)
+    series = {k: v.astype(np.int64) if v.dtype.kind in "iu" else v for k, v in series.items()}
 
     runs = rows.drop(columns="point").set_index("run_id").loc[run_ids.ravel()].reset_index()
     runs["model"], runs["activation"], runs["optimizer"] = spec.model, spec.activation, spec.optimizer

@@ -248,7 +248,7 @@ def test_assumption4_is_scale_invariant_and_float32():
 
 
 # ---------------------------------------------------------------------------
-# jit / vmap, singular values
+# jit / vmap, singular values (on the host, from the recorded product)
 
 
 def test_everything_under_jit_and_vmap():
@@ -261,8 +261,7 @@ def test_everything_under_jit_and_vmap():
     def measure(v, f1, f2, f3):
         frame = deep_linear.effective_frame(v)
         state = deep_linear.effective_state([f1, f2, f3], frame)
-        return state, deep_linear.assumption4_counts(*state, frame[2]), deep_linear.top_singular_values(
-            deep_linear.product([f1, f2, f3]), 2)
+        return state, deep_linear.assumption4_counts(*state, frame[2]), deep_linear.product([f1, f2, f3])
 
     batched = jax.jit(jax.vmap(measure))(vs, *fs)
     for k in range(batch):
@@ -280,6 +279,9 @@ def test_top_singular_values():
     q, _ = np.linalg.qr(rng.standard_normal((6, 4)))
     w2 = np.outer(q[:, 0], q[:, 1]) + 2 * np.outer(q[:, 2], q[:, 3])
     np.testing.assert_allclose(deep_linear.top_singular_values(jnp.asarray(w2), 3), [2, 1, 0], atol=1e-12)
+    # batched over records, as host_series calls it: (runs, K, m, m)
+    ws = rng.standard_normal((2, 3, 6, 6))
+    np.testing.assert_allclose(deep_linear.top_singular_values(ws, 2), np.linalg.svd(ws, compute_uv=False)[..., :2], rtol=1e-12)
     for k in (0, 7, 2.0, True):
         with pytest.raises(ConfigError, match="top_k"):
             deep_linear.top_singular_values(jnp.asarray(w), k)

@@ -246,9 +246,12 @@ def test_bounds_on_the_exact_balanced_solution():
     np.testing.assert_allclose(theory.thm1_running_upper(t, e), t_star, rtol=1e-12)
     np.testing.assert_allclose(theory.thm1_energy_lower_envelope(t, 0.0, e0), e, rtol=1e-10)
     c = float(theory.thm2_constant(1.0))
-    lower = theory.thm2_running_lower(t, e, np.ones_like(t))
-    np.testing.assert_allclose(lower, t + (t_star - t) / c, rtol=1e-12)
-    assert np.all(lower <= t_star)
+    estimate = theory.thm2_running_estimate(t, e, np.ones_like(t))
+    np.testing.assert_allclose(estimate, t + (t_star - t) / c, rtol=1e-12)
+    assert np.all(estimate <= t_star)
+    # the norm bound is an equality on the balanced state: ‖a‖ = ‖b‖_F = ‖c‖ = s = E^{1/3}, ‖θ‖² = 3s²
+    s = e ** (1.0 / 3.0)
+    np.testing.assert_allclose(theory.norm_running_lower(t, 3 * s**2), t_star, rtol=1e-12)
     upper_env = theory.thm2_energy_upper_envelope(t, 0.0, e0, c)
     assert np.all(e <= upper_env * (1 + 1e-12))
     # the Theorem 2 envelope blows up at E0^{−1/3}/C, i.e. before the true T*

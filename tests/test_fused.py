@@ -131,7 +131,9 @@ def test_engine_equals_step_by_step_reference(kwargs, scales):
 def test_group_size_fits_the_cache_budget(monkeypatch):
     """A group's working set (θ_i, θ_{i−1}, ∇θ and per hidden layer h, δ, σ' of every run) fits in a
     quarter of the L2 cache, and one run more would not (unless a single run is already larger)."""
-    monkeypatch.setattr(train, "_l2_bytes", lambda: 2 << 20)
+    from condense_jax import devices
+
+    monkeypatch.setattr(devices, "l2_bytes", lambda: 2 << 20)
     budget = (2 << 20) // 4
     for model, layers in (("three-layer", 2), ("two-layer", 1)):
         for m in (5, 20, 50, 200, 1000):

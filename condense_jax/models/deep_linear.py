@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..config import ConfigError
 
@@ -62,7 +63,7 @@ def completion_matrix(target, mask) -> jnp.ndarray:
     return mask * target / jnp.sum(mask)
 
 
-def effective_frame(v, symmetric: bool = True):
+def effective_frame(v, symmetric: bool = True, xp=jnp):
     """The frame (U, R, λ) with V = U diag(λ) Rᵀ, ordered by decreasing |λ|.
 
     symmetric=True (the paper, (A.7)): V is symmetric (X_i symmetric and commuting, or Fig. 3's
@@ -71,14 +72,15 @@ def effective_frame(v, symmetric: bool = True):
     right frames differ. `symmetric` is static (a Python bool), so this works under jit and vmap.
     Within an eigenspace of a repeated λ (e.g. the kernel of Fig. 3's V) the basis is not unique,
     and Assumption 4's conditions depend on it; for an exactly diagonal V eigh returns a
-    permutation of the standard basis.
+    permutation of the standard basis. `xp=np` computes it on the host (training does, once per
+    data set: no LAPACK call in a compiled run, see devices.py).
     """
     if symmetric:
-        lam, o = jnp.linalg.eigh(0.5 * (v + v.T))
-        order = jnp.argsort(-jnp.abs(lam))
+        lam, o = xp.linalg.eigh(0.5 * (v + v.T))
+        order = xp.argsort(-xp.abs(lam))
         o = o[:, order]
         return o, o, lam[order]
-    u, s, rt = jnp.linalg.svd(v)
+    u, s, rt = xp.linalg.svd(v)
     return u, rt.T, s
 
 
@@ -157,8 +159,9 @@ def assumption4_counts(a, b, c, lam, rtol: float | None = None) -> dict:
     return out
 
 
-def top_singular_values(w, k: int) -> jnp.ndarray:
-    """The k largest singular values of W, in decreasing order (k static)."""
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= min(w.shape[-2:]):
-        raise ConfigError(f"top_k must be an integer in [1, {min(w.shape[-2:])}], got {k!r}")
-    return jnp.linalg.svd(w, compute_uv=False)[..., :k]
+def top_singular_values(w, k: int) -> np.ndarray:
+    """The k largest singular values of W (…, m, m), in decreasing order: NumPy on the host (a
+    LAPACK call inside a compiled run can deadlock jaxlib's CPU thread pool, see devices.py)."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= min(np.shape(w)[-2:]):
+        raise ConfigError(f"top_k must be an integer in [1, {min(np.shape(w)[-2:])}], got {k!r}")
+    return np.linalg.svd(np.asarray(w), compute_uv=False)[..., :k]
