@@ -7,8 +7,8 @@ steps for every seed; the same initial weights on both sides (drawn by condense_
 torch).
 
 * condense_jax: ``train.batched(spec, x, y)``: the seeds × scales runs in cache-sized groups
-  (``train.in_groups``: each group vmapped, the groups a loop), the groups sharded over the host
-  devices (``devices.use_all_cpu_cores()``: one XLA device per core, as the CLI does), with
+  (``devices.in_groups``: each group one vmapped call), the groups spread over the host devices
+  (``devices.use_all_cpu_cores()``: one XLA device per core, as the CLI does), with
   ``record_steps=(0, steps)``, ``cosine_steps=(0,)`` (the per-record measurements of metrics.py, O(m³),
   out of the way) and once more with the default ~40 records; timed cold (first call, compilation
   included) and warm (best of ``--repeats`` further calls), each configuration in a fresh child process;
@@ -47,7 +47,7 @@ What the engine does for speed (train.batched, train.make_train, mlp.three_layer
   0.65x at m = 80 and 100 (XLA runs the wider (m×n)·(n×2m) product slowly), hence the bound.
   The benchmark times the two-product pass at m ≤ 64 in every run. (On the AMD machine, at
   m = 200 without groups, the same fusion was 0.87x.)
-* runs in cache-sized groups (train.in_groups, train.group_size; 2026-12-01, 2-core Intel Xeon
+* runs in cache-sized groups (devices.in_groups, train.group_size; 2026-12-01, 2-core Intel Xeon
   with AVX-512, 2 MiB L2 per core): a core used to step all its runs side by side (one vmap over
   32 or 128 runs), so every pass of a step (the three products, the two tanh, δ, the update)
   streamed 20-80 MB through L3; now it steps groups whose working set fits in a quarter of its L2
@@ -426,7 +426,7 @@ def main(argv=None) -> int:
             print(f"  condense_jax (default records: {int(cjd['n_records'])}): cold {dcold:.2f} s, warm {dwarm:.3f} s "
                   f"= {gflop / dwarm:.1f} GFLOP/s ({dwarm / warm:.2f}x the time of 2 records)", flush=True)
             # the same engine with every run of a core side by side (one vmap, the layout before
-            # train.in_groups): what running in cache-sized groups gains, in this run
+            # devices.in_groups): what running in cache-sized groups gains, in this run
             per_core = -(-seeds // int(cj["devices"]))
             _, whole = run_child("engine", tmp, records="min", shards=0, flags="", group=per_core, **common)
             ww = whole["times"][1]

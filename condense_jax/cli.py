@@ -287,11 +287,14 @@ def result_kind(out: Path) -> str:
     return kind
 
 
+KIND_NAMES = {"ode": "an ODE", "train": "a training", "four_phases": "a four-phase"}
+
+
 def _require_kind(out: Path, wanted: str, command: str) -> None:
     kind = result_kind(out)
     if kind != wanted:
-        raise ConfigError(f"{str(out)!r} holds a {kind} sweep; `{command}` draws {wanted} sweeps "
-                          f"(for this one: condense plot {PLOT_FOR_KIND[kind]})")
+        raise ConfigError(f"{str(out)!r} holds {KIND_NAMES[kind]} sweep, not {KIND_NAMES[wanted]} sweep, which "
+                          f"`{command}` draws (for this one: condense plot {PLOT_FOR_KIND[kind]})")
 
 
 def cmd_plot(args) -> int:
@@ -347,8 +350,8 @@ def cmd_phase(args) -> int:
     if not out.is_dir():
         raise ConfigError(f"result directory {str(out)!r} does not exist")
     if result_kind(out) != "train":
-        raise ConfigError(f"{str(out)!r} holds a {result_kind(out)} sweep; phase diagrams are fitted to training "
-                          "sweeps over ≥ 2 widths (condense train / kind = 'train')")
+        raise ConfigError(f"{str(out)!r} holds {KIND_NAMES[result_kind(out)]} sweep, not a training sweep; phase "
+                          "diagrams are fitted to training sweeps over ≥ 2 widths (condense train / kind = 'train')")
     if args.k < 0 or args.tol < 0:
         raise ConfigError(f"--k and --tol must be non-negative, got --k {args.k} --tol {args.tol}")
     coords = (args.x, args.y) if args.x or args.y else None

@@ -40,19 +40,21 @@ def shares(n: int, n_devices: int) -> tuple[int, int]:
     return -(-n // per), per
 
 
-def split_batch(fn: Callable, batched: Sequence[bool]) -> Callable:
-    """`fn(*args)` with the leading axis of every argument flagged in `batched` (a pytree each)
-    split over the local devices; the other arguments go whole to every device. Every output must
-    have that leading axis too; they come back as NumPy arrays, in order.
+def split_batch(fn: Callable, batched: Sequence[bool], unit: int | None = None) -> Callable:
+    """`fn(*args)` over the leading axis of every argument flagged in `batched` (a pytree each),
+    that axis cut into units and the units spread over the local devices, each unit its own call
+    of the same jitted function; the other arguments go whole to every call. Every output must
+    have that leading axis too; the outputs come back as NumPy arrays, in order.
 
-    One device: `jax.jit(fn)`. Several: the batch is padded (repeating its first entry) to equal
-    shares, each share is placed on its device and run as its own call of the same jitted function
-    (XLA compiles it once per device; the first call traces it, the other devices compile in
-    threads, overlapping the first device's run), and the outputs are gathered on the host with
-    the padding dropped. No program spans two devices: no collective, no rendezvous, so one run of
-    a sweep never waits for another.
+    Units: `unit` runs each (in_groups: a cache-sized group), or one equal share per device
+    (`shares`). The batch is padded (repeating its first entry) to whole units; unit i runs on
+    device i mod D, placed there with its arguments, so units on different devices run at the
+    same time (JAX dispatches asynchronously) and the outputs are gathered on the host with the
+    padding dropped. XLA compiles the function once per device used: the first call traces and
+    compiles it for device 0, the other devices compile in threads meanwhile. No program spans two
+    devices: no collective, no rendezvous, so no run of a sweep ever waits for another.
 
-    The returned function has `.lower(*args)` (device 0's share, for --dry-run).
+    The returned function has `.lower(*args)` (the first unit, for --dry-run).
     """
     import jax
     import numpy as np
@@ -64,38 +66,44 @@ def split_batch(fn: Callable, batched: Sequence[bool]) -> Callable:
     def lead(args) -> int:
         return next(len(jax.tree_util.tree_leaves(a)[0]) for a, b in zip(args, batched) if b)
 
-    def pieces(args):
-        """Per device used: its arguments, placed on it."""
+    def units(args):
+        """Per unit: its device and its arguments placed there."""
         devices = jax.local_devices()
         n = lead(args)
-        used, per = shares(n, len(devices))
-        extra = used * per - n
+        per = unit or shares(n, len(devices))[1]
+        count = -(-n // per)
+        extra = count * per - n
         pad = lambda v: np.concatenate([np.asarray(v), np.repeat(np.asarray(v)[:1], extra, 0)]) if extra else v
         args = [tree_map(pad, a) if b else a for a, b in zip(args, batched)]
         out = []
-        for i, dev in enumerate(devices[:used]):
-            share = lambda v, i=i: v[i * per : (i + 1) * per]
-            out.append([jax.device_put(tree_map(share, a) if b else a, dev) for a, b in zip(args, batched)])
+        for i in range(count):
+            dev = devices[i % len(devices)]
+            cut = lambda v, i=i: v[i * per : (i + 1) * per]
+            out.append((dev, [jax.device_put(tree_map(cut, a) if b else a, dev) for a, b in zip(args, batched)]))
         return n, out
 
     def run(*args):
-        if len(jax.local_devices()) == 1:
+        if unit is None and len(jax.local_devices()) == 1:
             return tree_map(np.asarray, jitted(*args))
-        n, calls = pieces(args)
-        first = jitted(*calls[0])  # traces and compiles once; the call itself is asynchronous
-        rest = []
-        if len(calls) > 1:
+        n, calls = units(args)
+        outs = [None] * len(calls)
+        outs[0] = jitted(*calls[0][1])  # traces and compiles for device 0; the call itself is asynchronous
+        firsts = [i for i, (dev, _) in enumerate(calls) if i > 0 and dev not in {d for d, _ in calls[:i]}]
+        if firsts:  # the other devices' first calls compile in parallel
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(len(calls) - 1) as pool:  # the other devices' compiles, in parallel
-                rest = list(pool.map(lambda c: jitted(*c), calls[1:]))
-        outs = [first, *rest]
+            with ThreadPoolExecutor(len(firsts)) as pool:
+                for i, out in zip(firsts, pool.map(lambda i: jitted(*calls[i][1]), firsts)):
+                    outs[i] = out
+        for i, (_, c) in enumerate(calls):
+            if outs[i] is None:
+                outs[i] = jitted(*c)
         return tree_map(lambda *v: np.concatenate([np.asarray(x) for x in v])[:n], *outs)
 
     def lower(*args):
-        if len(jax.local_devices()) == 1:
+        if unit is None and len(jax.local_devices()) == 1:
             return jitted.lower(*args)
-        return jitted.lower(*pieces(args)[1][0])
+        return jitted.lower(*units(args)[1][0][1])
 
     run.lower = lower
     run.jitted = jitted
@@ -104,8 +112,8 @@ def split_batch(fn: Callable, batched: Sequence[bool]) -> Callable:
 
 def split_seeds(grid: Callable, n_shared: int) -> Callable:
     """`grid(keys, *shared)` with the seeds (the leading axis of `keys`, a pytree, and of every
-    output) split over the local devices (`split_batch`); the `n_shared` other arguments go whole
-    to every device."""
+    output) split over the local devices (`split_batch`, one share per device); the `n_shared`
+    other arguments go whole to every device."""
     return split_batch(grid, (True,) + (False,) * n_shared)
 
 
@@ -133,42 +141,45 @@ def cache_group_size(bytes_per_run: int) -> int:
 
 def in_groups(one: Callable, size: int, n_shared: int = 0) -> Callable:
     """`run(keys (S, …), scales (E, …), *shared)` → `one(key, scale, *shared)` over seeds × scales,
-    outputs with leading axes (S, E), computed in groups of `size` runs.
+    outputs with leading axes (S, E), computed in groups of min(`size`, S·E) runs.
 
-    The S·E runs (seed-major) form ceil(S·E / size) groups of equal width (the last padded by
-    repeating the first run); each group is vmapped, the groups are a loop (lax.map), and the
-    groups are split over the local devices (`split_batch`). Groups are formed before the split,
-    so a run is computed in the same lane of a group of the same width whatever the device count:
-    one device and many give bitwise the same numbers. On a CPU a group sized to the cache is
-    also the fast layout (train.group_size).
+    The S·E runs (seed-major) are cut into groups of that width (the last padded by repeating the
+    first run); each group is one vmapped call, and the groups are spread over the local devices
+    (`split_batch` with `unit` = the width). The groups are formed before they are spread, so a
+    run is computed in the same lane of the same program whatever the device count: one device
+    and many give bitwise the same numbers, and a chunk of any size reuses the compiled group.
+    On a CPU a group sized to the cache is also the fast layout (train.group_size).
     """
     import jax
     import jax.numpy as jnp
+    import numpy as np
 
-    per_device = split_batch(lambda groups, *shared: jax.lax.map(lambda g: jax.vmap(one, in_axes=(0, 0) + (None,) * n_shared)(*g, *shared), groups),
-                             (True,) + (False,) * n_shared)
+    group = jax.vmap(one, in_axes=(0, 0) + (None,) * n_shared)
 
-    def form(keys, scales):
+    def flat(keys, scales):
         n_seeds, n_scales = keys.shape[0], scales.shape[0]
-        n = n_seeds * n_scales
-        n_groups = -(-n // max(1, min(size, n)))
-        width = -(-n // n_groups)
-        extra = n_groups * width - n
-        scales = jnp.asarray(scales)  # (E,) or (E, k): e.g. ε and per-layer multipliers (train.split_scale)
-        run_keys = jnp.repeat(keys, n_scales, axis=0)  # run r = (seed r // E, scale r % E)
-        run_scales = jnp.tile(scales, (n_seeds,) + (1,) * (scales.ndim - 1))
-        if extra:
-            run_keys = jnp.concatenate([run_keys, jnp.repeat(run_keys[:1], extra, 0)])
-            run_scales = jnp.concatenate([run_scales, jnp.repeat(run_scales[:1], extra, 0)])
-        groups = (run_keys.reshape(n_groups, width, *keys.shape[1:]), run_scales.reshape(n_groups, width, *scales.shape[1:]))
-        unpack = lambda v: v.reshape(n_groups * width, *v.shape[2:])[:n].reshape(n_seeds, n_scales, *v.shape[2:])
-        return groups, unpack
+        scales = np.asarray(scales)  # (E,) or (E, k): e.g. ε and per-layer multipliers (train.split_scale)
+        run_keys = np.repeat(np.asarray(keys), n_scales, axis=0)  # run r = (seed r // E, scale r % E)
+        run_scales = np.tile(scales, (n_seeds,) + (1,) * (scales.ndim - 1))
+        unpack = lambda v: v.reshape(n_seeds, n_scales, *v.shape[1:])
+        return run_keys, run_scales, unpack, min(size, n_seeds * n_scales)
+
+    calls = {}
+
+    def runner(width):
+        if width not in calls:
+            calls[width] = split_batch(group, (True, True) + (False,) * n_shared, unit=width)
+        return calls[width]
 
     def run(keys, scales, *shared):
-        groups, unpack = form(keys, scales)
-        return jax.tree_util.tree_map(unpack, per_device(groups, *shared))
+        run_keys, run_scales, unpack, width = flat(keys, scales)
+        return jax.tree_util.tree_map(unpack, runner(width)(run_keys, run_scales, *shared))
 
-    run.lower = lambda keys, scales, *shared: per_device.lower(form(keys, scales)[0], *shared)  # for --dry-run
+    def lower(keys, scales, *shared):  # for --dry-run
+        run_keys, run_scales, _, width = flat(keys, scales)
+        return runner(width).lower(run_keys, run_scales, *shared)
+
+    run.lower = lower
     return run
 
 

@@ -49,7 +49,7 @@ def test_every_plot_refuses_a_directory_of_another_kind(figure, dirs, capsys, tm
         before = sorted(p.relative_to(dirs / kind) for p in (dirs / kind).rglob("*"))
         code, out, err = run_cli(["plot", figure, str(dirs / kind), "--output", str(tmp_path / "figs")], capsys)
         assert code == 2, (figure, kind, out, err)
-        assert len(err.strip().splitlines()) == 1 and f"holds a {kind} sweep" in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1 and f"holds {cli.KIND_NAMES[kind]} sweep" in err and "Traceback" not in err
         assert sorted(p.relative_to(dirs / kind) for p in (dirs / kind).rglob("*")) == before  # nothing written
         assert not (tmp_path / "figs").exists()
 
@@ -57,7 +57,7 @@ def test_every_plot_refuses_a_directory_of_another_kind(figure, dirs, capsys, tm
 def test_phase_refuses_other_kinds(dirs, capsys):
     for kind in ("ode", "four_phases"):
         code, _, err = run_cli(["phase", str(dirs / kind)], capsys)
-        assert code == 2 and f"holds a {kind} sweep" in err and len(err.strip().splitlines()) == 1
+        assert code == 2 and f"holds {cli.KIND_NAMES[kind]} sweep" in err and len(err.strip().splitlines()) == 1
 
 
 def test_depth4_sweep_writes_its_tables_and_says_why_there_is_no_figure(tmp_path, capsys):
