@@ -403,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a sweep from a TOML spec (default: the built-in quickstart)",
                        description="Run a sweep from a TOML spec file, or by name from sweeps/. "
-                       "Without a spec, runs the built-in quickstart (about a minute on a laptop).")
+                       "Without a spec, runs the built-in quickstart (its measured times: the README's table of sweep times).")
     r.add_argument("spec", nargs="?", help="path to a .toml spec, or a name in sweeps/ (default: quickstart)")
     r.add_argument("--variant", help="a [variants.NAME] of the spec, e.g. quick")
     r.add_argument("--out", help="result directory (default: the spec's `out`, else condense_results/NAME)")
