@@ -172,7 +172,7 @@ def _segment_solver(field: Callable, opts: SolverOptions, per_start_saves: bool 
 
     With several local devices (on a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N, which
     the CLI sets to the number of cores) the chunk's starts are split over them by
-    `devices.split_batch`: each device solves its share in its own call, nothing is shared.
+    `devices.split_batch`: each device solves its share alone, nothing crosses devices.
     """
     from .devices import split_batch
 

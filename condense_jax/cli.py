@@ -76,6 +76,7 @@ def _finish(out: Path, manifest: dict, figure: bool, kind: str = "ode", phase_gr
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(manifest["status_counts"].items()))
     tables = " and ".join(f"{out}/{t}" for t in manifest.get("tables", ["runs", "series"]))
     print(f"wrote {manifest['n_runs']} runs to {tables} ({counts})")
+    _after_sweep()
     if kind == "four_phases":
         _four_phase_summary(out)
     if kind == "train" and phase_grid:  # a phase-diagram sweep: fit and classify it (and draw it)
@@ -106,7 +107,7 @@ def _draw(what: str, label: str, draw) -> None:
     except ConfigError as e:
         print(f"no {what}: {e}")
         return
-    except Exception as e:  # noqa: BLE001 - a plotting failure must not fail a finished sweep
+    except Exception as e:
         print(f"condense: warning: could not draw the {what} ({type(e).__name__}: {e}); the tables are complete",
               file=sys.stderr)
         return
@@ -137,11 +138,13 @@ def _phase_grid(spec) -> bool:
     return spec.KIND == "train" and len(spec.widths) >= 2 and spec.outer_axis()[0] != ""
 
 
-def _run_spec(spec, out: Path, quiet: bool, figure: bool, resume: bool = False, dry_run: bool = False) -> int:
+def _run_spec(spec, out: Path, quiet: bool, figure: bool, resume: bool = False, dry_run: bool = False,
+              max_memory: float | None = None) -> int:
     from . import sweep
 
     _enable_compilation_cache()
     plan = sweep.plan(spec)
+    sweep.check_memory(plan, max_memory)  # before anything is written, and in a dry run too
     if dry_run:
         print("dry run (nothing is written):")
         for line in sweep.dry_run(plan):
@@ -152,6 +155,13 @@ def _run_spec(spec, out: Path, quiet: bool, figure: bool, resume: bool = False, 
     return 0
 
 
+def _after_sweep() -> None:
+    """A signal that arrived while the last chunk ran: the sweep is complete, its figures are skipped."""
+    from . import interrupts
+
+    interrupts.check("the sweep had completed (its tables and manifest are written); figures skipped")
+
+
 def cmd_run(args) -> int:
     spec_path = _resolve_spec(args.spec)
     spec, extra = load_spec(spec_path, args.variant)
@@ -159,7 +169,7 @@ def cmd_run(args) -> int:
     print(f"sweep {spec.name!r} from {spec_path}: {spec.n_runs} runs -> {out}")
     if args.executor and not args.dry_run:
         return _submit(spec, out, args)
-    return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run)
+    return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run, args.max_memory)
 
 
 def _submit(spec, out: Path, args) -> int:
@@ -214,7 +224,7 @@ def cmd_train(args) -> int:
 
     activations.get(spec.activation)
     print(f"training {spec.model} ({spec.activation}): {spec.n_runs} runs × {spec.steps} steps -> {args.out}")
-    return _run_spec(spec, Path(args.out), args.quiet, not args.no_figure, args.resume, args.dry_run)
+    return _run_spec(spec, Path(args.out), args.quiet, not args.no_figure, args.resume, args.dry_run, args.max_memory)
 
 
 def cmd_four_phases(args) -> int:
@@ -228,7 +238,7 @@ def cmd_four_phases(args) -> int:
     spec = FourPhaseSweep(seeds=seeds, **given)
     out = Path(args.out)
     print(f"four-phase sweep: {spec.n_runs} runs -> {out}")
-    return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run)
+    return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run, args.max_memory)
 
 
 def cmd_ode(args) -> int:
@@ -257,7 +267,7 @@ def cmd_ode(args) -> int:
     from . import sweep
 
     if not args.init:
-        return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run)
+        return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run, args.max_memory)
     from .data import load_effective_init
 
     a, b, c = load_effective_init(args.init)
@@ -291,10 +301,13 @@ KIND_NAMES = {"ode": "an ODE", "train": "a training", "four_phases": "a four-pha
 
 
 def _require_kind(out: Path, wanted: str, command: str) -> None:
+    from . import store
+
     kind = result_kind(out)
     if kind != wanted:
         raise ConfigError(f"{str(out)!r} holds {KIND_NAMES[kind]} sweep, not {KIND_NAMES[wanted]} sweep, which "
                           f"`{command}` draws (for this one: condense plot {PLOT_FOR_KIND[kind]})")
+    store.verify(out)  # every part of every table, before a figure shows a number of it
 
 
 def cmd_plot(args) -> int:
@@ -374,7 +387,7 @@ def cmd_phase(args) -> int:
 
 def _out_and_seed_flags(p, seeds: int) -> None:
     """The result directory and the seeds, for every sweep command; resolved by _seeds."""
-    p.add_argument("--out", required=True, help="result directory")
+    p.add_argument("--out", required=True, type=_out_dir, help="result directory")
     p.add_argument("--seeds", type=int, default=seeds, metavar="N", help="number of seeds (0..N-1)")
     p.add_argument("--seed-list", type=int, nargs="*", metavar="S", help="explicit seeds instead of --seeds")
 
@@ -392,6 +405,25 @@ def _sweep_flags(p) -> None:
                    help="print the grid size, the chunks and the memory per chunk, compile one chunk, run nothing")
     p.add_argument("--resume", action="store_true",
                    help="compute only the chunks missing from --out (an interrupted sweep of the same configuration)")
+    p.add_argument("--max-memory", type=_gib, metavar="GIB",
+                   help="refuse a sweep whose estimated working set per chunk exceeds this many GiB "
+                   "(default: 80%% of this machine's memory)")
+
+
+def _out_dir(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"--out must name a directory, got {text!r}")
+    return text
+
+
+def _gib(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (v > 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"--max-memory takes a positive number of GiB, got {text!r}")
+    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -406,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "Without a spec, runs the built-in quickstart (its measured times: the README's table of sweep times).")
     r.add_argument("spec", nargs="?", help="path to a .toml spec, or a name in sweeps/ (default: quickstart)")
     r.add_argument("--variant", help="a [variants.NAME] of the spec, e.g. quick")
-    r.add_argument("--out", help="result directory (default: the spec's `out`, else condense_results/NAME)")
+    r.add_argument("--out", type=_out_dir, help="result directory (default: the spec's `out`, else condense_results/NAME)")
     _sweep_flags(r)
     cl = r.add_argument_group("cluster (submitit): the chunks as a job array; --out must be on a shared file system")
     cl.add_argument("--executor", choices=["slurm", "local", "debug"],
@@ -558,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("--diverge-factor", type=float, help="a loss above this × the initial loss is divergence (default 1e6)")
     fp.add_argument("--neuron-seeds", type=int, help="per-neuron records for the first this many seeds (default 2)")
     fp.add_argument("--cos-tol", type=float, help="condensation: every live neuron within this cos of its group (default 0.98)")
-    fp.add_argument("--chunk-size", type=int, help="seeds per compiled call (default: all)")
+    fp.add_argument("--chunk-size", type=int, help="seeds per compiled call (default: up to 512 runs, seeds × init scales, a chunk)")
     fp.add_argument("--name", help="name of the sweep (in the manifest)")
     _sweep_flags(fp)
     fp.set_defaults(func=cmd_four_phases)
@@ -592,6 +624,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from . import interrupts
+
+    mine = interrupts.install()  # first thing: a Ctrl-C while JAX imports is not lost
+    try:
+        return _main(argv)
+    finally:
+        if mine:
+            interrupts.uninstall()
+
+
+def _main(argv=None) -> int:
     from .devices import use_all_cpu_cores
 
     use_all_cpu_cores()  # before JAX starts: one XLA host device per core
@@ -612,8 +655,8 @@ def main(argv=None) -> int:
         where = f" ({e.filename})" if e.filename else ""
         print(f"condense {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as e:
-        print(f"condense: {e or 'interrupted; finished chunks are kept, rerun with --resume to complete the sweep'}",
+    except KeyboardInterrupt as e:  # SweepInterrupted (a first SIGINT / SIGTERM), or a Ctrl-C outside a sweep
+        print(f"condense: {str(e) or 'interrupted; finished chunks are kept, rerun with --resume to complete the sweep'}",
               file=sys.stderr)
         return 130
 

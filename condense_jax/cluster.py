@@ -61,10 +61,12 @@ class ChunkTask(submitit.helpers.Checkpointable):
         meta = {"config": plan.config, "config_hash": plan.config_hash, **store.provenance()}
         out = Path(self.out)
         done = []
-        for i in indices:
-            if not sweep.chunk_done(out, i):
-                sweep.write_chunk(out, i, plan.chunks[i], meta)
-                done.append(i)
+        # a shared lock: the array's tasks write side by side, no other writer meanwhile
+        with store.writing(out, lambda: None, shared=True):
+            for i in indices:
+                if not sweep.chunk_done(out, i, plan.chunks[i], plan.config_hash):
+                    sweep.write_chunk(out, i, plan.chunks[i], meta)
+                    done.append(i)
         return {"computed": done, "requested": list(indices)}
 
 
@@ -104,8 +106,11 @@ def submit(spec, out: Path, kind: str = "slurm", tasks: int = 16, options: dict 
     plan = sweep.plan(spec)
     out = Path(out)
     keys = [c.key for c in plan.chunks]
-    meta = sweep.begin(plan, out, resume=store.read_manifest(out) is not None, executor=kind)
-    missing = [i for i in range(len(plan.chunks)) if not sweep.chunk_done(out, i)]
+    resume = store.read_manifest(out) is not None
+    with store.writing(out, lambda: sweep.check(plan, out, resume)):  # the tasks take it shared meanwhile
+        meta = sweep.begin(plan, out, resume=resume, executor=kind)
+    done = lambda i: sweep.chunk_done(out, i, plan.chunks[i], plan.config_hash)
+    missing = [i for i in range(len(plan.chunks)) if not done(i)]
     groups = split(missing, tasks)
     if groups:
         executor = make_executor(kind, out / ".submitit", {"name": plan.name, **options})
@@ -126,8 +131,9 @@ def submit(spec, out: Path, kind: str = "slurm", tasks: int = 16, options: dict 
                 failures.append(f"task {job.job_id}: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
         for line in failures:
             log(line)
-    still = [i for i in range(len(plan.chunks)) if not sweep.chunk_done(out, i)]
-    if still:
-        raise ConfigError(f"{len(still)} of {len(plan.chunks)} chunks are missing after the array "
-                          f"(see {out / '.submitit'}); rerun with --resume")
-    return sweep.finish(plan, out, meta, len(missing), executor=kind)
+    with store.writing(out, lambda: sweep.check(plan, out, True)):
+        still = [i for i in range(len(plan.chunks)) if not done(i)]
+        if still:
+            raise ConfigError(f"{len(still)} of {len(plan.chunks)} chunks are missing after the array "
+                              f"(see {out / '.submitit'}); rerun with --resume")
+        return sweep.finish(plan, out, meta, len(missing), executor=kind)

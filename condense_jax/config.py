@@ -20,6 +20,35 @@ class ConfigError(ValueError):
     """A bad user-supplied value. Its message is one line naming the value."""
 
 
+MAX_RUNS = 1_000_000  # runs per sweep: beyond, planning alone takes gigabytes; split the sweep
+MAX_RECORDS = 100_000  # recorded times per run
+MAX_STEPS = 2_000_000_000  # optimiser steps: the step counters are int32
+MIN_TOLERANCE = 1e-14  # rtol / atol of the float64 ODE solve
+MAX_TAU = 1e6  # projective time of the ODE solve
+
+
+MAX_DESCENT_STEPS = 10_000_000  # four-phase GD steps (the schedule is a host array of them)
+
+
+def descent_step_bound(t_max: float, lr: float, lr_rel: float, lr_max: float) -> float:
+    """An upper bound on the GD steps h_k = min(lr_max, max(lr, lr_rel t_k)) to reach t_max (the
+    four-phase schedule): h = lr up to t = lr/lr_rel, then t grows by (1 + lr_rel) per step up to
+    lr_max/lr_rel, then h = lr_max. Computed in closed form, so a huge t_max is refused at once."""
+    t_a = t_max if lr_rel <= 0 else min(t_max, lr / lr_rel)
+    steps = t_a / lr + 1
+    if lr_rel > 0 and t_max > t_a:
+        t_b = min(t_max, lr_max / lr_rel)
+        steps += math.log(t_b / t_a) / math.log1p(lr_rel) + 1
+        if t_max > t_b:
+            steps += (t_max - t_b) / lr_max + 1
+    return steps
+
+
+def check_run_count(n_runs: int) -> None:
+    if n_runs > MAX_RUNS:
+        raise ConfigError(f"the grid has {n_runs:,} runs; at most {MAX_RUNS:,} per sweep (split it into several sweeps)")
+
+
 def _positive_finite(name: str, value) -> float:
     try:
         v = float(value)
@@ -60,7 +89,10 @@ def _nonempty_unique(name: str, values, item) -> tuple:
     if not values:
         raise ConfigError(f"{name} is empty; give at least one value")
     out = tuple(item(f"{name} entry", v) for v in values)
-    dup = sorted({v for v in out if out.count(v) > 1})
+    seen, dups = set(), set()
+    for v in out:  # linear time: 200,000 seeds check at once
+        (dups if v in seen else seen).add(v)
+    dup = sorted(dups)
     if dup:
         raise ConfigError(f"{name} has duplicate values {dup}")
     return out
@@ -69,8 +101,10 @@ def _nonempty_unique(name: str, values, item) -> tuple:
 def _seeds(value) -> tuple[int, ...]:
     """`seeds` is either a count N (seeds 0…N−1) or an explicit list of non-negative integers."""
     if isinstance(value, (list, tuple)):
+        check_run_count(len(value))
         return _nonempty_unique("seeds", value, lambda n, v: _int_at_least(n, v, 0))
     n = _int_at_least("seeds", value, 1)
+    check_run_count(n)
     return tuple(range(n))
 
 
@@ -182,10 +216,14 @@ class OdeSweep(_Spec):
         set_("depth", _int_at_least("depth", self.depth, 2))
         for k in ("rtol", "atol", "tau_max", "series_dtau"):
             set_(k, _positive_finite(k, getattr(self, k)))
-        if self.rtol >= 1 or self.atol >= 1:
-            raise ConfigError(f"tolerances must be below 1, got rtol={self.rtol!r} atol={self.atol!r}")
-        if self.tau_max < 20.0:
-            raise ConfigError(f"tau_max must be at least 20 (the first τ segment), got {self.tau_max!r}")
+        for k in ("rtol", "atol"):  # float64 resolves ~1e-16: a tighter tolerance only ends in `nonfinite`
+            if not MIN_TOLERANCE <= getattr(self, k) < 1:
+                raise ConfigError(f"{k} must be in [{MIN_TOLERANCE:g}, 1) (float64 arithmetic), got {getattr(self, k)!r}")
+        if not 20.0 <= self.tau_max <= MAX_TAU:
+            raise ConfigError(f"tau_max must be in [20, {MAX_TAU:g}] (20: the first τ segment), got {self.tau_max!r}")
+        if self.tau_max / self.series_dtau > MAX_RECORDS:
+            raise ConfigError(f"series_dtau = {self.series_dtau!r} records {self.tau_max / self.series_dtau:.3g} times per run "
+                              f"over tau_max = {self.tau_max:g}; at most {MAX_RECORDS:,} (raise series_dtau)")
         if self.chunk_size is not None:
             set_("chunk_size", _int_at_least("chunk_size", self.chunk_size, 1))
         if not isinstance(self.pair_counts, bool):
@@ -202,6 +240,7 @@ class OdeSweep(_Spec):
             set_("series_E", _nonempty_unique("series_E", self.series_E, _finite))
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"name must be a non-empty string, got {self.name!r}")
+        check_run_count(self.n_runs)
 
     @property
     def n_runs(self) -> int:
@@ -361,7 +400,11 @@ class TrainSweep(_Spec):
         if self.optimizer not in ("gd", "adam"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; known: ['gd', 'adam']")
         set_("steps", _int_at_least("steps", self.steps, 1))
+        if self.steps > MAX_STEPS:
+            raise ConfigError(f"steps must be at most {MAX_STEPS:,} (the step counters are 32-bit), got {self.steps!r}")
         set_("n_records", _int_at_least("n_records", self.n_records, 2))
+        if self.n_records > MAX_RECORDS:
+            raise ConfigError(f"n_records must be at most {MAX_RECORDS:,}, got {self.n_records!r}")
         for k in ("record_steps", "cosine_steps"):
             v = getattr(self, k)
             if v is not None:
@@ -383,6 +426,7 @@ class TrainSweep(_Spec):
             set_("chunk_size", _int_at_least("chunk_size", self.chunk_size, 1))
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"name must be a non-empty string, got {self.name!r}")
+        check_run_count(self.n_runs)
 
     def scale_axis(self) -> tuple[str, tuple[float, ...]]:
         """The vmapped init-scale axis: ("scale", ε values), ("scale_exponent", γ) or ("gamma", γ)."""
@@ -483,7 +527,7 @@ class FourPhaseSweep(_Spec):
     plateau_slope: float = Detector.plateau_slope
     plateau_min_loss: float = Detector.plateau_min_loss
     conv_band: tuple[float, float] = Detector.conv_band
-    chunk_size: int | None = None  # seeds per compiled call; None: all
+    chunk_size: int | None = None  # seeds per compiled call; None: up to four_phases.CHUNK_RUNS runs a chunk
     name: str = "four_phases"
     KIND = "four_phases"
     LIST_KEYS = ("widths", "init_scales", "n", "delta")
@@ -525,7 +569,15 @@ class FourPhaseSweep(_Spec):
             set_(k, _finite_nonnegative(k, getattr(self, k)))
         if self.t_max <= self.t_min:
             raise ConfigError(f"t_max = {self.t_max:g} must exceed t_min = {self.t_min:g}")
+        if self.lr_max < self.lr:
+            raise ConfigError(f"lr_max = {self.lr_max:g} is below lr = {self.lr:g}")
+        steps = descent_step_bound(self.t_max, self.lr, self.lr_rel, self.lr_max)
+        if steps > MAX_DESCENT_STEPS:  # both integrators record on GD's schedule, built step by step
+            raise ConfigError(f"t_max = {self.t_max:g} takes about {steps:.3g} GD steps (lr {self.lr:g}, lr_rel "
+                              f"{self.lr_rel:g}, lr_max {self.lr_max:g}); at most {MAX_DESCENT_STEPS:,}: lower t_max or raise lr_max")
         set_("n_records", _int_at_least("n_records", self.n_records, 4))
+        if self.n_records > MAX_RECORDS:
+            raise ConfigError(f"n_records must be at most {MAX_RECORDS:,}, got {self.n_records!r}")
         set_("neuron_seeds", _int_at_least("neuron_seeds", self.neuron_seeds, 0))
         if self.chunk_size is not None:
             set_("chunk_size", _int_at_least("chunk_size", self.chunk_size, 1))
@@ -537,6 +589,7 @@ class FourPhaseSweep(_Spec):
         self.detector()  # the thresholds together
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"name must be a non-empty string, got {self.name!r}")
+        check_run_count(self.n_runs)
 
     def detector(self) -> Detector:
         return Detector(self.cos_tol, self.drop_tol, self.steep_slope, self.plateau_slope, self.plateau_min_loss,
@@ -571,10 +624,18 @@ def parse_spec(text: str, where: str, variant: str | None = None) -> tuple[OdeSw
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{where} is not valid TOML: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"{where} nests arrays or tables too deeply to be a sweep spec") from None
     unknown = sorted(set(doc) - {"kind", "name", "out", "variants", *SPEC_KINDS})
     if unknown:
         raise ConfigError(f"{where}: unknown top-level key(s) {unknown}; expected kind, name, out, [ode], [train] or [four_phases], [variants.*]")
-    kind = doc.get("kind", "ode")
+    kind = doc.get("kind")
+    if kind is None:  # the kind's table says it; an empty or half-written file must not run a default sweep
+        tables = [k for k in SPEC_KINDS if k in doc]
+        if len(tables) != 1:
+            raise ConfigError(f"{where}: no `kind` (one of {', '.join(map(repr, SPEC_KINDS))}) and no single "
+                              "[ode], [train] or [four_phases] table: not a sweep spec")
+        kind = tables[0]
     if not isinstance(kind, str) or kind not in SPEC_KINDS:
         raise ConfigError(f"{where}: unknown kind {kind!r} (supported: {', '.join(map(repr, SPEC_KINDS))})")
     table = doc.get(kind, {})
@@ -595,8 +656,8 @@ def parse_spec(text: str, where: str, variant: str | None = None) -> tuple[OdeSw
         table = {**table, "name": name}
     spec = SPEC_KINDS[kind].from_mapping(table, where)
     extra = {"out": doc.get("out")}
-    if extra["out"] is not None and not isinstance(extra["out"], str):
-        raise ConfigError(f"{where}: out must be a path string, got {extra['out']!r}")
+    if extra["out"] is not None and (not isinstance(extra["out"], str) or not extra["out"].strip()):
+        raise ConfigError(f"{where}: out must be a non-empty path string, got {extra['out']!r}")
     if extra["out"] is not None and variant is not None:
         extra["out"] = f"{extra['out']}_{variant}"
     return spec, extra

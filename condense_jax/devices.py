@@ -1,11 +1,13 @@
 """Devices: XLA host devices on a CPU, and the split of a batch of independent runs over them.
 
-The runs of a chunk are independent, so the split needs no collective and no rendezvous: each
-device's share is its own single-device call of one jitted function (dispatched asynchronously),
-and the shares are gathered on the host. No program ever spans two devices, so a device that is
-slow, busy or stuck in a library call (LAPACK inside `eigvalsh` or `svd`) can delay only its own
-share, never make another device wait for it (a multi-device `shard_map` program could: with XLA
-host devices it hung on `eigvalsh` and aborted on an all-gather that XLA inserted).
+The runs of a chunk are independent, so the split needs no collective: one program (shard_map,
+every axis manual) computes each device's share on that device, and the shares are gathered on
+the host. No value crosses devices, inside the program or after it (an eager slice of a sharded
+output would be an XLA program with an all-reduce, whose cross-device rendezvous aborted a sweep
+after 40 s; issue #16). No compiled run calls LAPACK either: jaxlib 0.10's CPU LAPACK kernels fan a
+batch out into the thread pool they run on and wait, which deadlocks once every pool thread (one
+per busy device) is such a kernel. tests/test_devices.py scans every compiled program of every
+kind of sweep for both.
 
 `use_all_cpu_cores` must run before JAX initialises its backends (no JAX import at module level).
 """
@@ -40,70 +42,62 @@ def shares(n: int, n_devices: int) -> tuple[int, int]:
     return -(-n // per), per
 
 
-def split_batch(fn: Callable, batched: Sequence[bool], unit: int | None = None) -> Callable:
-    """`fn(*args)` over the leading axis of every argument flagged in `batched` (a pytree each),
-    that axis cut into units and the units spread over the local devices, each unit its own call
-    of the same jitted function; the other arguments go whole to every call. Every output must
+def split_batch(fn: Callable, batched: Sequence[bool]) -> Callable:
+    """`fn(*args)` with the leading axis of every argument flagged in `batched` (a pytree each)
+    split over the local devices; the other arguments go whole to every device. Every output must
     have that leading axis too; the outputs come back as NumPy arrays, in order.
 
-    Units: `unit` runs each (in_groups: a cache-sized group), or one equal share per device
-    (`shares`). The batch is padded (repeating its first entry) to whole units; unit i runs on
-    device i mod D, placed there with its arguments, so units on different devices run at the
-    same time (JAX dispatches asynchronously) and the outputs are gathered on the host with the
-    padding dropped. XLA compiles the function once per device used: the first call traces and
-    compiles it for device 0, the other devices compile in threads meanwhile. No program spans two
-    devices: no collective, no rendezvous, so no run of a sweep ever waits for another.
+    One device: `jax.jit(fn)`. Several: the batch is padded on the host (repeating its first
+    entry) to equal shares (`shares`), and one program, compiled once, runs `fn` on each device's
+    share (`shard_map` with every axis manual: each device computes its share alone, no value ever
+    crosses devices), and the outputs are gathered on the host, where the padding is dropped.
+    Nothing that touches a sharded array runs on the devices afterwards: an eager slice of a
+    sharded output is an XLA program with an all-reduce (the abort of issue #16).
+    tests/test_devices.py checks every compiled program of every kind of sweep for collectives.
 
-    The returned function has `.lower(*args)` (the first unit, for --dry-run).
+    The returned function has `.lower(*args)` (for --dry-run).
     """
     import jax
     import numpy as np
+    from jax.sharding import Mesh, PartitionSpec
 
     jitted = jax.jit(fn)
     batched = tuple(batched)
     tree_map = jax.tree_util.tree_map
+    programs: dict = {}  # devices used → the sharded program
 
     def lead(args) -> int:
         return next(len(jax.tree_util.tree_leaves(a)[0]) for a, b in zip(args, batched) if b)
 
-    def units(args):
-        """Per unit: its device and its arguments placed there."""
-        devices = jax.local_devices()
+    def program(used: int):
+        if used not in programs:
+            mesh = Mesh(np.array(jax.local_devices()[:used]), ("runs",))
+            specs = tuple(PartitionSpec("runs") if b else PartitionSpec() for b in batched)
+            programs[used] = jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("runs"),
+                                                   check_vma=False))
+        return programs[used]
+
+    def padded(args):
         n = lead(args)
-        per = unit or shares(n, len(devices))[1]
-        count = -(-n // per)
-        extra = count * per - n
-        pad = lambda v: np.concatenate([np.asarray(v), np.repeat(np.asarray(v)[:1], extra, 0)]) if extra else v
-        args = [tree_map(pad, a) if b else a for a, b in zip(args, batched)]
-        out = []
-        for i in range(count):
-            dev = devices[i % len(devices)]
-            cut = lambda v, i=i: v[i * per : (i + 1) * per]
-            out.append((dev, [jax.device_put(tree_map(cut, a) if b else a, dev) for a, b in zip(args, batched)]))
-        return n, out
+        used, per = shares(n, len(jax.local_devices()))
+        extra = used * per - n
+        pad = lambda v: np.concatenate([np.asarray(v), np.repeat(np.asarray(v)[:1], extra, 0)]) if extra else np.asarray(v)
+        return n, used, [tree_map(pad, a) if b else a for a, b in zip(args, batched)]
 
     def run(*args):
-        if unit is None and len(jax.local_devices()) == 1:
+        if len(jax.local_devices()) == 1:
             return tree_map(np.asarray, jitted(*args))
-        n, calls = units(args)
-        outs = [None] * len(calls)
-        outs[0] = jitted(*calls[0][1])  # traces and compiles for device 0; the call itself is asynchronous
-        firsts = [i for i, (dev, _) in enumerate(calls) if i > 0 and dev not in {d for d, _ in calls[:i]}]
-        if firsts:  # the other devices' first calls compile in parallel
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(len(firsts)) as pool:
-                for i, out in zip(firsts, pool.map(lambda i: jitted(*calls[i][1]), firsts)):
-                    outs[i] = out
-        for i, (_, c) in enumerate(calls):
-            if outs[i] is None:
-                outs[i] = jitted(*c)
-        return tree_map(lambda *v: np.concatenate([np.asarray(x) for x in v])[:n], *outs)
+        n, used, args = padded(args)
+        if used == 1:
+            return tree_map(lambda v: np.asarray(v)[:n], jitted(*args))
+        out = program(used)(*args)
+        return tree_map(lambda v: np.asarray(v)[:n], out)  # each shard copied to the host, then sliced there
 
     def lower(*args):
-        if unit is None and len(jax.local_devices()) == 1:
+        if len(jax.local_devices()) == 1:
             return jitted.lower(*args)
-        return jitted.lower(*units(args)[1][0][1])
+        _, used, args = padded(args)
+        return (jitted if used == 1 else program(used)).lower(*args)
 
     run.lower = lower
     run.jitted = jitted
@@ -141,45 +135,44 @@ def cache_group_size(bytes_per_run: int) -> int:
 
 def in_groups(one: Callable, size: int, n_shared: int = 0) -> Callable:
     """`run(keys (S, …), scales (E, …), *shared)` → `one(key, scale, *shared)` over seeds × scales,
-    outputs with leading axes (S, E), computed in groups of min(`size`, S·E) runs.
+    outputs with leading axes (S, E), computed in groups of at most `size` runs.
 
-    The S·E runs (seed-major) are cut into groups of that width (the last padded by repeating the
-    first run); each group is one vmapped call, and the groups are spread over the local devices
-    (`split_batch` with `unit` = the width). The groups are formed before they are spread, so a
-    run is computed in the same lane of the same program whatever the device count: one device
-    and many give bitwise the same numbers, and a chunk of any size reuses the compiled group.
-    On a CPU a group sized to the cache is also the fast layout (train.group_size).
+    The S·E runs (seed-major) form ceil(S·E / size) groups of equal width (the last padded by
+    repeating the first run); each group is vmapped, the groups of a device are a loop (lax.map),
+    and the groups are split over the local devices (`split_batch`). The groups are formed before
+    the split, so a run is computed in the same lane of a group of the same width whatever the
+    device count: one device and many give bitwise the same numbers. On a CPU a group sized to the
+    cache is also the fast layout (train.group_size).
     """
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     group = jax.vmap(one, in_axes=(0, 0) + (None,) * n_shared)
+    per_device = split_batch(lambda groups, *shared: jax.lax.map(lambda g: group(*g, *shared), groups),
+                             (True,) + (False,) * n_shared)
 
-    def flat(keys, scales):
+    def form(keys, scales):
         n_seeds, n_scales = keys.shape[0], scales.shape[0]
+        n = n_seeds * n_scales
+        n_groups = -(-n // max(1, min(size, n)))
+        width = -(-n // n_groups)
+        extra = n_groups * width - n
         scales = np.asarray(scales)  # (E,) or (E, k): e.g. ε and per-layer multipliers (train.split_scale)
         run_keys = np.repeat(np.asarray(keys), n_scales, axis=0)  # run r = (seed r // E, scale r % E)
         run_scales = np.tile(scales, (n_seeds,) + (1,) * (scales.ndim - 1))
-        unpack = lambda v: v.reshape(n_seeds, n_scales, *v.shape[1:])
-        return run_keys, run_scales, unpack, min(size, n_seeds * n_scales)
-
-    calls = {}
-
-    def runner(width):
-        if width not in calls:
-            calls[width] = split_batch(group, (True, True) + (False,) * n_shared, unit=width)
-        return calls[width]
+        if extra:
+            run_keys = np.concatenate([run_keys, np.repeat(run_keys[:1], extra, 0)])
+            run_scales = np.concatenate([run_scales, np.repeat(run_scales[:1], extra, 0)])
+        groups = (run_keys.reshape(n_groups, width, *run_keys.shape[1:]),
+                  run_scales.reshape(n_groups, width, *scales.shape[1:]))
+        unpack = lambda v: v.reshape(n_groups * width, *v.shape[2:])[:n].reshape(n_seeds, n_scales, *v.shape[2:])
+        return groups, unpack
 
     def run(keys, scales, *shared):
-        run_keys, run_scales, unpack, width = flat(keys, scales)
-        return jax.tree_util.tree_map(unpack, runner(width)(run_keys, run_scales, *shared))
+        groups, unpack = form(keys, scales)
+        return jax.tree_util.tree_map(unpack, per_device(groups, *shared))
 
-    def lower(keys, scales, *shared):  # for --dry-run
-        run_keys, run_scales, _, width = flat(keys, scales)
-        return runner(width).lower(run_keys, run_scales, *shared)
-
-    run.lower = lower
+    run.lower = lambda keys, scales, *shared: per_device.lower(form(keys, scales)[0], *shared)  # for --dry-run
     return run
 
 

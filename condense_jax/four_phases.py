@@ -59,6 +59,9 @@ def flow_spec(spec: FourPhaseSweep, width: int):
                     diverge_factor=spec.diverge_factor, loss_threshold=spec.loss_threshold)
 
 
+CHUNK_RUNS = 512  # default runs per chunk (seeds × init scales): ~20 s of the default setting on 2 cores
+
+
 def batched(fspec, dirs, x_shape: tuple[int, int]):
     """`run(keys (S, 2), eps (E,), x, y)` → RunResult with leading axes (S, E): the seeds × ε runs
     in groups of `group_size` (devices.in_groups: each group vmapped, the groups a loop, split over
@@ -154,7 +157,8 @@ def _chunks(spec: FourPhaseSweep, data: dict) -> list:
     from .sweep import Chunk
     from .train_sweep import seed_keys
 
-    per = spec.chunk_size or len(spec.seeds)
+    # default: at most CHUNK_RUNS runs a chunk, so a first signal takes effect within seconds
+    per = spec.chunk_size or max(1, CHUNK_RUNS // len(spec.init_scales))
     chunks = []
     for width in spec.widths:
         fspec = flow_spec(spec, width)

@@ -112,6 +112,7 @@ def build_report(path: Path, output: Path | None = None) -> Path:
     if manifest is None:
         raise ConfigError(f"{str(path)!r} is not a condense_jax result directory (no manifest.json)")
     kind = _kind(manifest)
+    store.verify(path)  # every part of every table, before a number of it is shown
     runs = store.read_table(path, "runs")
     config = manifest.get("config") or {}
     with tempfile.TemporaryDirectory() as tmp:

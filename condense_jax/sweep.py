@@ -9,9 +9,7 @@ import dataclasses
 import functools
 import itertools
 import json
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +17,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import store
+from . import interrupts, store
 from .config import OdeSweep
+from .interrupts import SweepInterrupted  # noqa: F401 (re-exported: the CLI and callers catch it)
 
 RUN_COLUMNS = (
     "run_id", "init_index", "seed", "width", "depth", "scale_a", "scale_b", "scale_c", "E0", "t_star",
@@ -168,26 +167,43 @@ def plan(spec) -> Plan:
     return plan_ode_sweep(spec)
 
 
-def begin(plan: Plan, out: Path, resume: bool = False, **extra) -> dict:
-    """Check `out` (same configuration; with `resume` also the same chunking) and write the
-    provisional manifest with the plan; returns the metadata every table part carries."""
+def check(plan: Plan, out: Path, resume: bool = False) -> None:
+    """Refuse `out` if it holds another sweep (or, with `resume`, another chunking): read only."""
     store.check_out_dir(out, plan.config_hash, resume=resume, plan=[c.key for c in plan.chunks])
+
+
+def begin(plan: Plan, out: Path, resume: bool = False, **extra) -> dict:
+    """Start (or, with `resume`, continue) the sweep in `out`, which the caller holds
+    (store.writing): a plain run starts clean (the parts and receipts of an earlier run of the same
+    configuration are removed, so no other chunking can mix in); the provisional manifest records
+    the plan. Returns the metadata every table part carries."""
+    if not resume:
+        store.clear_parts(out)
     meta = {"config": plan.config, "config_hash": plan.config_hash, **store.provenance()}
     store.write_manifest(out, {**meta, "complete": False, "n_runs": plan.n_runs, "plan": [c.key for c in plan.chunks], **extra})
     return meta
 
 
 def finish(plan: Plan, out: Path, meta: dict, computed: int, **extra) -> dict:
-    """The final manifest, from the parts on disk (every chunk must be there); returned."""
+    """The final manifest, from the verified receipts of every chunk (all must be done): each part
+    with its row count and checksum; returned."""
     manifest = {**meta, "complete": True, "n_runs": plan.n_runs, "plan": [c.key for c in plan.chunks], **extra,
-                **summarise_parts(out, len(plan.chunks)), "chunks_computed": computed}
+                **summarise_parts(out, plan), "chunks_computed": computed}
     store.write_manifest(out, manifest)
     return manifest
 
 
 def execute(plan: Plan, out: Path, progress: bool = True, resume: bool = False) -> dict:
-    """Run a planned sweep into `out` (only the missing chunks with `resume`); returns the manifest."""
+    """Run a planned sweep into `out` (only the missing chunks with `resume`), holding the
+    directory's lock throughout; returns the manifest."""
     out = Path(out)
+    with interrupts.guard():
+        interrupts.check("stopped before the sweep started; nothing was written")
+        with store.writing(out, lambda: check(plan, out, resume)):
+            return _execute(plan, out, progress, resume)
+
+
+def _execute(plan: Plan, out: Path, progress: bool, resume: bool) -> dict:
     meta = begin(plan, out, resume)
     bar = Progress(plan.n_runs, plan.name, progress, len(plan.chunks))
     try:
@@ -195,6 +211,28 @@ def execute(plan: Plan, out: Path, progress: bool = True, resume: bool = False) 
     finally:
         bar.close()
     return finish(plan, out, meta, computed)
+
+
+def memory_limit() -> float:
+    """80% of this machine's physical memory, in bytes (inf where it cannot be read)."""
+    import os
+
+    try:
+        return 0.8 * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return float("inf")
+
+
+def check_memory(plan: Plan, max_memory_gib: float | None = None) -> None:
+    """Refuse a plan whose largest chunk's estimated working set exceeds the limit (`max_memory_gib`,
+    else 80% of this machine's memory), with the estimate in the message."""
+    limit = max_memory_gib * 2**30 if max_memory_gib is not None else memory_limit()
+    sizes = [c.nbytes for c in plan.chunks if np.isfinite(c.nbytes)]
+    if sizes and max(sizes) > limit:
+        i = int(np.argmax([c.nbytes if np.isfinite(c.nbytes) else -1 for c in plan.chunks]))
+        where = "--max-memory" if max_memory_gib is not None else "80% of this machine's memory"
+        raise store.ConfigError(f"chunk {i} ({_brief(plan.chunks[i].key)}) needs an estimated {max(sizes) / 2**30:.3g} GiB, "
+                                f"more than the {limit / 2**30:.3g} GiB allowed ({where}); lower the width or --chunk-size")
 
 
 def _brief(key: dict) -> str:
@@ -225,54 +263,6 @@ def dry_run(plan: Plan, compile_first: bool = True) -> list[str]:
     return lines
 
 
-class SweepInterrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived; the running chunk was finished and written. Further SIGINT and
-    SIGTERM are ignored from then on, so that the process exits cleanly (exit 130 from the CLI);
-    from Python, `restore_signals()` gives them back."""
-
-
-_SAVED_HANDLERS: dict = {}
-
-
-def restore_signals() -> None:
-    """Reinstall the SIGINT / SIGTERM handlers a stopped sweep left ignored."""
-    for sig, old in _SAVED_HANDLERS.items():
-        signal.signal(sig, old)
-    _SAVED_HANDLERS.clear()
-
-
-class _StopAfterChunk:
-    """SIGINT / SIGTERM (Slurm's timeout and scancel) during a sweep: finish and write the running
-    chunk, then stop (SweepInterrupted, exit 130); a second signal aborts at once
-    (KeyboardInterrupt; nothing half-written, every file is written atomically)."""
-
-    def __init__(self):
-        self.signal = None
-        self.saved = {}
-
-    def _handler(self, signum, frame):
-        if self.signal is not None:  # the second one
-            raise KeyboardInterrupt
-        self.signal = signal.Signals(signum).name
-        print(f"condense: {self.signal}: finishing the running chunk, then stopping "
-              "(send it again to abort at once)", file=sys.stderr, flush=True)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.saved[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, old in self.saved.items():
-            if self.signal is None:
-                signal.signal(sig, old)
-            else:  # stopping: a late second signal must not cut the exit short
-                _SAVED_HANDLERS[sig] = old
-                signal.signal(sig, signal.SIG_IGN)
-        return False
-
-
 def _part_counts(path: Path) -> dict[str, int]:
     import pandas as pd
 
@@ -280,56 +270,63 @@ def _part_counts(path: Path) -> dict[str, int]:
 
 
 def write_chunk(out: Path, part: int, chunk: Chunk, meta: dict) -> None:
-    """Compute one chunk and write its tables as part `part` (the runs part last: its presence
-    marks the chunk done)."""
+    """Compute one chunk and write its tables as part `part`, then its receipt (store.py): the
+    old receipt goes first, so an interruption anywhere leaves the chunk not done."""
     name = store.part_name(part)
     frames = chunk.compute()
     frames = dict(zip(("runs", "series"), frames)) if isinstance(frames, tuple) else frames
+    store.receipt_path(out, part).unlink(missing_ok=True)
+    written = {}
     for table in sorted(frames, key=lambda t: t == "runs"):
         frame = frames[table]
         if len(frame) or table in ("runs", "series"):
-            store.write_table(frame, out / table / name, meta)
+            written[table] = store.write_table(frame, out / table / name, meta)
         elif (out / table / name).exists():  # an empty table part replaces a stale one
             (out / table / name).unlink()
+    store.write_receipt(out, part, chunk.key, meta["config_hash"], written)
 
 
-def chunk_done(out: Path, part: int) -> bool:
-    return (Path(out) / "runs" / store.part_name(part)).exists()
+def chunk_done(out: Path, part: int, chunk: Chunk, config_hash: str) -> bool:
+    """Its receipt matches this chunk and configuration, and every part it lists verifies."""
+    return store.chunk_verified(out, part, chunk.key, config_hash)
 
 
 def _write_chunks(out: Path, chunks: list[Chunk], meta: dict, progress: Progress, resume: bool) -> int:
     """Write each chunk's tables (runs, series, and any others) as numbered Parquet parts; return
-    how many were computed. With `resume`, a chunk whose runs part exists is kept as it is."""
+    how many were computed. With `resume`, a chunk that is done (verified receipt) is kept."""
     computed = 0
-    with _StopAfterChunk() as stop:
-        for part, chunk in enumerate(chunks):
-            skipped = resume and chunk_done(out, part)
-            if not skipped:
-                write_chunk(out, part, chunk, meta)
-                computed += 1
-            progress.update(chunk.n_runs, skipped)
-            if stop.signal is not None and part + 1 < len(chunks):
-                raise SweepInterrupted(f"{stop.signal}: stopped after chunk {part + 1} of {len(chunks)}; "
-                                       "the finished chunks are kept, rerun with --resume to complete the sweep")
+    for part, chunk in enumerate(chunks):
+        skipped = resume and chunk_done(out, part, chunk, meta["config_hash"])
+        if not skipped:
+            write_chunk(out, part, chunk, meta)
+            computed += 1
+        progress.update(chunk.n_runs, skipped)
+        if part + 1 < len(chunks):
+            interrupts.check(f"stopped after chunk {part + 1} of {len(chunks)}; the finished chunks are kept, "
+                             "rerun with --resume to complete the sweep")
     return computed
 
 
-def summarise_parts(out: Path, n_chunks: int) -> dict:
-    """Parts, tables and status counts of a sweep whose n_chunks chunks are all on disk; parts
-    beyond them (an earlier run of the same config with more chunks) are removed as stale."""
+def summarise_parts(out: Path, plan: Plan) -> dict:
+    """Parts (with rows and checksums, from the verified receipts), tables and status counts of a
+    sweep whose chunks are all done; a part file no receipt records (another chunking, another
+    sweep) is removed."""
     out = Path(out)
-    files = [store.part_name(i) for i in range(n_chunks)]
+    parts: dict[str, dict] = {}
+    for i, chunk in enumerate(plan.chunks):
+        if not chunk_done(out, i, chunk, plan.config_hash):
+            raise store.ConfigError(f"chunk {i} of {str(out)!r} is missing or does not verify; rerun with --resume")
+        for table, entry in store.read_receipt(out, i)["tables"].items():
+            parts.setdefault(table, {})[store.part_name(i)] = entry
     counts: dict[str, int] = {}
-    for name in files:
+    for name in parts.get("runs", {}):
         for k, v in _part_counts(out / "runs" / name).items():
             counts[k] = counts.get(k, 0) + int(v)
-    tables = sorted(p.name for p in out.iterdir() if p.is_dir() and list(p.glob("part-*.parquet")))
-    for sub in tables:
-        for p in (out / sub).glob("part-*.parquet"):
-            if p.name not in files:
+    for sub in (p for p in out.iterdir() if p.is_dir()):
+        for p in sub.glob("part-*.parquet"):
+            if p.name not in parts.get(sub.name, {}):
                 p.unlink()
-    tables = sorted(t for t in tables if list((out / t).glob("part-*.parquet")))
-    return {"parts": files, "tables": tables, "status_counts": counts}
+    return {"parts": parts, "tables": sorted(parts), "status_counts": counts}
 
 
 def plan_ode_sweep(spec: OdeSweep) -> Plan:

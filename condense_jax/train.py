@@ -439,7 +439,7 @@ def batched(spec: TrainSpec, x, y, group: int | None = None) -> Callable:
     seeds × scales in one compiled call.
 
     With several local devices (the CLI exposes each CPU core as one) the seeds are split across
-    them by `devices.split_seeds`: each device runs its share as its own call, nothing is shared.
+    them by `devices.split_seeds`: each device runs its share alone, nothing crosses devices.
     The two- and three-layer networks run in groups of `group` runs (default: `group_size`, what
     fits in a core's cache), vmapped within a group and one group after another
     (`devices.in_groups`).

@@ -47,11 +47,13 @@ def read_series(path: Path, run_ids=None):
     """
     import pandas as pd
 
+    from . import store
+
     p = Path(path) / "series"
     if not p.exists():
         return pd.DataFrame(columns=["run_id", "step", "loss"])
     filters = [("run_id", "in", [int(r) for r in run_ids])] if run_ids is not None else None
-    df = pd.read_parquet(p, filters=filters)
+    df = store.read_table(path, "series", filters=filters)
     return df.sort_values(["run_id", "step"], ignore_index=True)
 
 
@@ -59,11 +61,13 @@ def read_cosines(path: Path, run_ids=None):
     """The cosines table (run_id, step, layer, width, cos) or an empty frame if the folder is missing."""
     import pandas as pd
 
+    from . import store
+
     p = Path(path) / "cosines"
     if not p.exists():
         return pd.DataFrame(columns=["run_id", "step", "layer", "width", "cos"])
     filters = [("run_id", "in", [int(r) for r in run_ids])] if run_ids is not None else None
-    df = pd.read_parquet(p, filters=filters)
+    df = store.read_table(path, "cosines", filters=filters)
     return df.sort_values(["run_id", "layer", "step"], ignore_index=True)
 
 
@@ -643,12 +647,12 @@ def figures_from_dir(path: Path, out_dir: Path | None = None) -> list[Path]:
 
 def read_cosines_ids(path: Path) -> list[int]:
     """Run ids present in the cosines table (reads only that column)."""
-    import pandas as pd
+    from . import store
 
     p = Path(path) / "cosines"
     if not p.exists():
         return []
-    return sorted(int(i) for i in pd.read_parquet(p, columns=["run_id"])["run_id"].unique())
+    return sorted(int(i) for i in store.read_table(path, "cosines", columns=["run_id"])["run_id"].unique())
 
 
 __all__ = [

@@ -68,6 +68,12 @@ def _image_data(spec: TrainSweep):
         x, labels = data.load_images(spec.data)
     if spec.n > len(x):
         raise ConfigError(f"n = {spec.n} images asked for, the data set has {len(x)}")
+    side = min(x.shape[1], x.shape[2])
+    last = side - spec.conv_layers * (spec.kernel_size - 1)  # valid convolutions shrink by m − 1 each
+    if last < 1:
+        raise ConfigError(f"{spec.conv_layers} conv layer(s) of {spec.kernel_size}×{spec.kernel_size} kernels do not fit "
+                          f"{x.shape[1]}×{x.shape[2]} images (each shrinks the side by {spec.kernel_size - 1}); use a "
+                          "smaller kernel_size or fewer conv_layers")
     pick = np.sort(np.random.default_rng(spec.data_seed).choice(len(x), spec.n, replace=False))
     x, labels = x[pick], labels[pick]
     return x, (labels.astype(np.int64) if spec.loss == "cross_entropy" else labels.astype(np.float64))

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from device_sweeps import KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
