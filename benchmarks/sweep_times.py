@@ -9,14 +9,16 @@ The numbers go to benchmarks/results_sweep_times.txt; the README's table of swee
 `# Time:` line of each spec file quote them, and tests/test_docs.py checks that all three agree.
 The full (non-quick) variants of the paper's figures are GPU-sized and not timed here.
 
-    python benchmarks/sweep_times.py              # every sweep below (about 15 minutes on 2 cores)
+    python benchmarks/sweep_times.py              # every sweep below (about 5 minutes on 2 cores)
     python benchmarks/sweep_times.py quickstart   # some of them
+    python benchmarks/sweep_times.py --update-docs   # then write the results into the README and specs
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,11 +63,39 @@ def read_results(path: Path = RESULTS) -> dict[str, tuple[int, int]]:
     return out
 
 
+TIME_HEAD = "# Time on a 2-core CPU (cold / warm XLA cache, benchmarks/sweep_times.py)"
+
+
+def update_docs(results: dict[str, tuple[int, int]]) -> None:
+    """Quote the measurements in each spec's `# Time` line, the README's table and its first command."""
+    for spec, variant in SWEEPS:
+        path = ROOT / "sweeps" / f"{spec}.toml"
+        cold, warm = results[label(spec, variant)]
+        line = TIME_HEAD + (f", --variant {variant}" if variant else "") + f": {cold} s / {warm} s."
+        lines = [x for x in path.read_text().splitlines() if not x.startswith(TIME_HEAD)]
+        i = next((k for k, x in enumerate(lines) if not x.startswith("#")), len(lines))
+        path.write_text("\n".join([*lines[:i], line, *lines[i:]]) + "\n")
+    readme = (ROOT / "README.md").read_text()
+    table = "| sweep | cold cache | warm cache |\n|---|---|---|\n" + "".join(
+        f"| `condense run {label(s, v)}` | {results[label(s, v)][0]} s | {results[label(s, v)][1]} s |\n" for s, v in SWEEPS)
+    start = readme.index("<!-- sweep times -->\n") + len("<!-- sweep times -->\n")
+    readme = readme[:start] + table + readme[readme.index("<!-- /sweep times -->"):]
+    q = results["quickstart"]
+    readme = re.sub(r"the run: \d+ s with a cold XLA cache, \d+ s warm", f"the run: {q[0]} s with a cold XLA cache, {q[1]} s warm",
+                    readme)
+    (ROOT / "README.md").write_text(readme)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("only", nargs="*", help="spec names to time (default: all)")
     ap.add_argument("--output", type=Path, default=RESULTS)
+    ap.add_argument("--update-docs", action="store_true", help="only write the results file's numbers into the docs")
     args = ap.parse_args()
+    if args.update_docs:
+        update_docs(read_results(args.output))
+        print("updated README.md and sweeps/*.toml")
+        return 0
     chosen = [(s, v) for s, v in SWEEPS if not args.only or s in args.only]
     load = os.getloadavg()
     rows = {}

@@ -445,7 +445,7 @@ def blowup_quantity(a, b, c) -> tuple[np.ndarray, np.ndarray]:
     return adot - cdot - np.minimum(na, nc) * (nc - na), adot + cdot + (na + nc) ** 2
 
 
-def theory_status(a, b, c, rounding: float = 64.0) -> np.ndarray:
+def theory_status(a, b, c, rounding: float = 64.0, d_norms=None) -> np.ndarray:
     """What the mathematics decides about a three-layer start before any solve, per start:
 
     * ``blowup``: E(0) > 0 (Theorem 1, (3.15): T* ≤ E(0)^(−1/3)), or `blowup_quantity` K ≠ 0
@@ -456,16 +456,19 @@ def theory_status(a, b, c, rounding: float = 64.0) -> np.ndarray:
     * ``open``: neither (E(0) ≤ 0, K = 0 and unbalanced: a set of measure zero); the solve decides.
 
     "= 0" is to `rounding` ulps of each quantity's scale: a start balanced to rounding is taken
-    for the balanced start it rounds from.
+    for the balanced start it rounds from. `d_norms`: (‖D1‖_F, ‖D2‖_F) per start when the caller
+    has them (reduce_start computes D1, D2), else they are computed here (two m³ products a start).
     """
     a, b, c = _as_batch(a, b, c)
     eps = rounding * np.finfo(np.float64).eps
     e0 = np.einsum("bi,bij,bj->b", a, b, c)
     k, k_scale = blowup_quantity(a, b, c)
     na, nb, nc = np.sum(a * a, 1), np.sum(b * b, (1, 2)), np.sum(c * c, 1)
-    bt = np.swapaxes(b, 1, 2)
-    d1 = np.linalg.norm(a[:, :, None] * a[:, None, :] - b @ bt, axis=(1, 2))
-    d2 = np.linalg.norm(bt @ b - c[:, :, None] * c[:, None, :], axis=(1, 2))
+    if d_norms is None:
+        bt = np.swapaxes(b, 1, 2)
+        d_norms = (np.linalg.norm(a[:, :, None] * a[:, None, :] - b @ bt, axis=(1, 2)),
+                   np.linalg.norm(bt @ b - c[:, :, None] * c[:, None, :], axis=(1, 2)))
+    d1, d2 = d_norms
     balanced = (d1 <= eps * (na + nb)) & (d2 <= eps * (nb + nc))
     out = np.full(len(a), "open", dtype=object)
     out[(e0 > 0) | (np.abs(k) > eps * k_scale)] = "blowup"
@@ -559,7 +562,9 @@ def solve_three_layer(a, b, c, options: SolverOptions = SolverOptions(), workers
         return tt / r0, e_bar * (r0 * np.exp(log_r)) ** 3
 
     args = (start.lam_hat, start.mu_hat)
-    verdict = theory_status(a, b, c)
+    r2 = start.r0 * start.r0
+    verdict = theory_status(a, b, c, d_norms=(np.linalg.norm(start.d1_hat, axis=(1, 2)) * r2,
+                                              np.linalg.norm(start.d2_hat, axis=(1, 2)) * r2))
     ys, taus, steps, ok, hit_max, converged = _run_segments(
         _reduced_field, start.y0, args, t_and_energy, options, 3, decided=verdict == "no_blowup"
     )

@@ -186,12 +186,32 @@ def train_spec(spec: TrainSweep, width: int, gamma_prime: float = np.nan, layer_
     )
 
 
+CHUNK_SECONDS = 30.0  # default chunks are sized to about this long, so that a first signal acts soon
+
+
 def seeds_per_chunk(spec: TrainSweep, tspec, x, n_scales: int, n_devices: int) -> int:
-    """Seeds per compiled call so that the per-run state stays within MEMORY_BUDGET."""
+    """Seeds per compiled call so that the per-run state stays within MEMORY_BUDGET and the call
+    takes about CHUNK_SECONDS at most (seconds_per_run; never below one seed per device)."""
     if spec.chunk_size is not None:
         return spec.chunk_size
     fit = max(1, int(MEMORY_BUDGET // (bytes_per_run(spec, tspec, x) * n_scales)))
+    quick = max(1, int(CHUNK_SECONDS * n_devices // (seconds_per_run(spec, tspec, x) * n_scales)))
+    fit = min(fit, quick)
     return max(n_devices, fit // n_devices * n_devices)
+
+
+def seconds_per_run(spec: TrainSweep, tspec, x) -> float:
+    """A rough, deliberately high estimate of one run's time on one CPU core: steps × (6 flops per
+    weight and sample at 2·10¹⁰ flop/s, at least 5 µs a step)."""
+    m, n = tspec.width, len(x)
+    if spec.model == "deep-linear":
+        weights, samples = 3 * m * m, m
+    elif spec.model == "cnn":
+        weights, samples = spec.conv_layers * m * m * spec.kernel_size**2 * int(np.prod(x.shape[1:3])), n
+    else:
+        d = int(np.prod(x.shape[1:]))
+        weights, samples = (m * m if spec.model == "three-layer" else 0) + m * (d + 1), n
+    return spec.steps * max(5e-6, 6.0 * weights * samples / 2e10)
 
 
 def bytes_per_run(spec: TrainSweep, tspec, x) -> float:

@@ -31,7 +31,7 @@ def test_readme_table_quotes_the_measurements():
     table = read_results(ROOT / "README.md")
     assert table == read_results(), "README's table of sweep times differs from benchmarks/results_sweep_times.txt"
     q = read_results()["quickstart"]
-    assert f"({q[0]} s with a cold XLA cache, {q[1]} s warm" in readme
+    assert f"the run: {q[0]} s with a cold XLA cache, {q[1]} s warm" in readme
 
 
 def test_spec_files_quote_the_measurements():

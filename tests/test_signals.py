@@ -100,3 +100,20 @@ def test_an_interrupt_without_a_message_still_says_what_happened(tmp_path, capsy
     assert cli.main(["ode", "--out", str(tmp_path / "d"), "--widths", "4", "--seeds", "2", "--quiet"]) == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("condense: interrupted;") and "--resume" in err
+
+
+def test_default_chunks_are_short_enough_for_a_first_signal():
+    """A first signal takes effect after the running chunk: by default a training chunk is sized
+    to about 30 s (a deliberately high time estimate), a four-phase chunk to at most 512 runs
+    (~20 s of the default setting here), so that no sweep is one long chunk."""
+    from condense_jax import four_phases, train_sweep
+    from condense_jax.config import FourPhaseSweep, TrainSweep
+
+    spec = TrainSweep(widths=(20,), seeds=6, steps=1_000_000, predict_escape=False)  # the issue's command
+    plan = sweep.plan(spec)
+    x, _ = train_sweep.load_data(spec)
+    per_run = train_sweep.seconds_per_run(spec, train_sweep.train_spec(spec, 20), x)
+    assert 5 <= per_run <= 60  # 10⁶ steps at m = 20: ~13 s measured on this CPU
+    assert len(plan.chunks) >= 2 and all(c.n_runs * per_run <= 2 * 60 for c in plan.chunks)
+    fp = sweep.plan(FourPhaseSweep(widths=(20,), seeds=300, init_scales=(1e-2, 1e-4)))
+    assert max(c.n_runs for c in fp.chunks) <= four_phases.CHUNK_RUNS and len(fp.chunks) >= 2
