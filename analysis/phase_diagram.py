@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from condense_jax import phase_plots
-from condense_jax.config import ConfigError
+from condense_jax.errors import ConfigError
+from condense_jax.gd.phase_diagram import plots as phase_plots
 
 
 def main(argv=None) -> int:

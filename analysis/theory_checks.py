@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from condense_jax import plots
-from condense_jax.config import ConfigError
+from condense_jax.errors import ConfigError
+from condense_jax.ode import plots
 
 
 def main(argv=None) -> int:

@@ -17,8 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from condense_jax import train_plots
-from condense_jax.config import ConfigError
+from condense_jax.errors import ConfigError
+from condense_jax.gd import plots as train_plots
 
 
 def main(argv=None) -> int:

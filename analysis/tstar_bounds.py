@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from condense_jax import plots, store
-from condense_jax.config import ConfigError
+from condense_jax.engine import store
+from condense_jax.errors import ConfigError
+from condense_jax.ode import plots
 
 
 def main(argv=None) -> int:

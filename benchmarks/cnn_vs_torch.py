@@ -45,13 +45,13 @@ def data():
 
 
 def child_engine(cfg: dict) -> None:
-    from condense_jax.devices import use_all_cpu_cores
+    from condense_jax.engine.devices import use_all_cpu_cores
 
     use_all_cpu_cores()
     import jax
     import jax.numpy as jnp
 
-    from condense_jax import train
+    from condense_jax.gd import train
 
     x, y = data()
     spec = train.TrainSpec(model="cnn", channels=(CHANNELS,), kernel_size=M, activation="tanh", lr=LR,

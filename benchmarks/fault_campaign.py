@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from condense_jax import load, store  # noqa: E402
+from condense_jax import load  # noqa: E402
+from condense_jax.engine import store  # noqa: E402
 
 KINDS = {
     "ode": ["ode", "--widths", "6", "--seeds", "24", "--chunk-size", "6"],

@@ -7,7 +7,7 @@ series (loss, accuracy, margin, ‖θ‖, live/active neurons, activation-patter
 stable rank, alignment and condensation, per-neuron norms, cosines and plane coordinates), over
 widths {10, 20} × n {50, 100} × Δ {60°, 120°} × 5 init scales × 64 seeds = 2,560 runs.
 
-* condense_jax: the whole `run_four_phases` (compilation, jit(vmap(vmap)) over seeds × scales with
+* condense_jax: the whole `condense_jax.run` (compilation, jit(vmap(vmap)) over seeds × scales with
   the seeds split over one XLA device per core as the CLI does, the detector, the Parquet tables),
   cold, in a fresh child process;
 * PyTorch loop (the peer a user would write): per run, the same initial weights (drawn by
@@ -42,26 +42,26 @@ SPEC = ROOT / "sweeps" / "four_phases.toml"
 
 
 def quick_spec():
-    from condense_jax.config import load_spec
+    from condense_jax.kinds import load_spec
 
     return load_spec(SPEC, "quick")[0]
 
 
 def child_engine(cfg: dict) -> None:
-    from condense_jax.devices import use_all_cpu_cores
+    from condense_jax.engine.devices import use_all_cpu_cores
 
     use_all_cpu_cores()
-    from condense_jax import four_phases
+    from condense_jax import run
 
     spec = quick_spec()
     t0 = time.perf_counter()
-    four_phases.run_four_phases(spec, Path(cfg["out"]), progress=False)
+    run(spec, Path(cfg["out"]), figures=False)
     print(json.dumps({"seconds": time.perf_counter() - t0, "runs": spec.n_runs}))
 
 
 def _grid(spec):
     """(run_id, width, point index, (n, Δ), init scale, seed) for every run, in run-id order."""
-    from condense_jax import four_phases
+    from condense_jax.four_phases import sweep as four_phases
 
     rows = []
     for width in spec.widths:
@@ -136,8 +136,9 @@ def torch_run(x, y, w0, a0, dirs, hs, record_at) -> dict:
 def child_torch(cfg: dict) -> None:
     import torch  # noqa: F401  (imported before the clock starts)
 
-    from condense_jax import four_phases, relu_flow
-    from condense_jax.train_sweep import seed_keys
+    from condense_jax.engine.plan import seed_keys
+    from condense_jax.four_phases import dynamics as relu_flow
+    from condense_jax.four_phases import sweep as four_phases
 
     spec = quick_spec()
     rows = _grid(spec)
@@ -200,7 +201,7 @@ def main() -> int:
     torch_all = per_run * peer["total_runs"]
     ratio = torch_all / engine["seconds"]
     print(f"quick four-phase sweep: {engine['runs']} runs, {len(series) // engine['runs']} records each")
-    print(f"condense_jax (whole run_four_phases, cold, compile + detect + Parquet): {engine['seconds']:.1f} s")
+    print(f"condense_jax (whole condense_jax.run, cold, compile + detect + Parquet): {engine['seconds']:.1f} s")
     print(f"PyTorch loop: {peer['seconds']:.1f} s for {peer['runs']} sampled runs = {per_run * 1e3:.0f} ms/run "
           f"-> {torch_all:.0f} s for all {peer['total_runs']}")
     print(f"ratio (PyTorch / condense_jax): {ratio:.1f}x   (target >= 10x)")

@@ -110,7 +110,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ode_vs_scipy import _loadavg  # the benchmarks' shared load-average line
 
-from condense_jax.models import mlp
+from condense_jax.gd.models import mlp
 
 N_SAMPLES = 100
 LR = 0.05
@@ -165,7 +165,7 @@ def wait_quiet(limit: float = 0.15, timeout: float = 30.0) -> None:
 
 def child_engine(spec: dict) -> None:
     """condense_jax: cold and warm time of train.batched on one configuration; final losses, θ0, θ."""
-    from condense_jax.devices import use_all_cpu_cores
+    from condense_jax.engine.devices import use_all_cpu_cores
 
     if spec["shards"]:
         os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={spec['shards']}"
@@ -175,8 +175,8 @@ def child_engine(spec: dict) -> None:
     import jax
     import jax.numpy as jnp
 
-    from condense_jax import data, train
-    from condense_jax.models import mlp
+    from condense_jax.gd import data, train
+    from condense_jax.gd.models import mlp
 
     if spec.get("separate_backward"):  # the two backward products even where they would be shared
         mlp.SHARED_BACKWARD_MAX_WIDTH = 0
@@ -213,7 +213,7 @@ def child_engine(spec: dict) -> None:
 def _torch_data():
     import torch
 
-    from condense_jax import data
+    from condense_jax.gd import data
 
     x, y = data.tanh_regression(N_SAMPLES, seed=0)
     return torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)

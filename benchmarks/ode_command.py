@@ -5,7 +5,7 @@ What a user waits for is the whole command (imports, compilation, solve, Parquet
 empty JAX compilation cache (cold) and with the cache the first run filled (warm). The peer is the
 per-seed `scipy.integrate.solve_ivp` loop on the full system (DOP853, rtol = atol = 1e-8 relative to
 ‖θ0‖, terminal event at ‖θ‖ = 1e6 ‖θ0‖, T* = t_ev + E^(−1/3)), timed in this run on the first
-`--scipy-seeds` of the same starts (drawn with condense_jax.sweep.sample_starts) and extrapolated
+`--scipy-seeds` of the same starts (drawn with condense_jax.ode.sweep.sample_starts) and extrapolated
 linearly (labelled). T* from the command's runs table must agree with SciPy's to 1e-5.
 
 Targets (shared/notes/three_layer_reduction.md, 2-core CPU): 1,024 seeds at m = 200 at least 10×
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
 
     import pandas as pd
 
-    from condense_jax.sweep import sample_starts
+    from condense_jax.ode.sweep import sample_starts
 
     ok = True
     print(f"`condense ode` whole command vs a per-seed SciPy DOP853 loop, rtol {args.rtol:g}, {os.cpu_count()} cores")

@@ -5,7 +5,7 @@ of the three-layer effective ODE  da/dt = b c,  db/dt = a cᵀ,  dc/dt = bᵀ a 
 
 * condense_jax: ``solve_three_layer`` (reduced form, projective time, diffrax; both stepping
   modes, ``per_start`` = vmapped solves and ``shared`` = one step size per chunk) through
-  ``condense_jax.sweep.solve_blowup``; timed cold (first call, JIT compilation included) and warm (second call),
+  ``condense_jax.solve_blowup``; timed cold (first call, JIT compilation included) and warm (second call),
   warm = best of 3, each configuration in a fresh child process; the host linear algebra (``reduce_start``: two
   ``eigh`` per start) is also timed on its own;
 * SciPy, full system: a per-seed ``solve_ivp(method="DOP853")`` loop on θ = (a, b, c)
@@ -114,11 +114,11 @@ def child_main(spec: dict) -> None:
     """Child process: time condense_jax cold and warm on one configuration, save T* and RSS."""
     import resource
 
-    from condense_jax.devices import use_all_cpu_cores
+    from condense_jax.engine.devices import use_all_cpu_cores
 
     use_all_cpu_cores()  # as the `condense` CLI does: one XLA host device per core (before JAX starts)
-    from condense_jax.blowup import SolverOptions, reduce_start
-    from condense_jax.sweep import solve_blowup
+    from condense_jax.ode.blowup import SolverOptions, reduce_start
+    from condense_jax.ode.sweep import solve_blowup
 
     m, seeds, chunk, rtol = spec["m"], spec["seeds"], spec["chunk"], spec["rtol"]
     a, b, c = make_starts(m, seeds)

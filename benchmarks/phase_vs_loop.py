@@ -4,7 +4,7 @@ The grid is `sweeps/phase_two_layer.toml --variant quick` (5 γ × 5 γ' points,
 8 seeds: 800 runs of the two-layer ReLU network, each trained until its loss falls below the
 threshold, at most 20,000 GD steps with the per-run step size min(lr, lr_ntk/K₀)).
 
-* condense_jax: `train_sweep.run_train_sweep` (what `condense run` does): per (width, γ') one
+* condense_jax: `condense_jax.run` (what `condense run` does): per (width, γ') one
   compiled jit(vmap(vmap(train))) over seeds × γ, seeds split over the cores, Parquet out; then
   `phase.phase_table` (the fit and the classification) — timed whole, compilation included;
 * plain loop (the peer): the same per-run code, `train.make_train(spec, x, y)` jitted once per
@@ -39,15 +39,17 @@ def main(argv=None) -> int:
                     help="time the loop on this fraction of the seeds and extrapolate (labelled)")
     args = ap.parse_args(argv)
 
-    from condense_jax.devices import use_all_cpu_cores
+    from condense_jax.engine.devices import use_all_cpu_cores
 
     use_all_cpu_cores()
     import jax
     import numpy as np
     import pandas as pd
 
-    from condense_jax import phase, train, train_sweep
-    from condense_jax.config import load_spec
+    from condense_jax.gd import sweep as train_sweep
+    from condense_jax.gd import train
+    from condense_jax.gd.phase_diagram import fit as phase
+    from condense_jax.kinds import load_spec
 
     spec, _ = load_spec(args.spec, args.variant)
     print(f"two-layer phase diagram '{spec.name}': {len(spec.gammas)} γ × {len(spec.gamma_primes)} γ' × "
@@ -60,7 +62,7 @@ def main(argv=None) -> int:
         runs = pd.read_parquet(Path(tmp) / "out" / "runs")
         table = phase.phase_table(runs)
         t_engine = time.perf_counter() - t0
-    print(f"condense_jax (run_train_sweep + phase_table, compilation included): {t_engine:.1f} s, "
+    print(f"condense_jax (run + phase_table, compilation included): {t_engine:.1f} s, "
           f"{spec.n_runs / t_engine:.1f} runs/s")
 
     # the plain loop: one jitted single-run trainer per (width, γ'), one call per configuration

@@ -17,9 +17,12 @@ import os
 import sys
 from pathlib import Path
 
-from .config import ConfigError, FourPhaseSweep, OdeSweep, TrainSweep, load_spec
-
-PACKAGED_SWEEPS = Path(__file__).resolve().parent / "sweeps"
+from . import kinds
+from .errors import ConfigError
+from .four_phases.spec import FourPhaseSweep
+from .gd.spec import TrainSweep
+from .kinds import load_spec
+from .ode.spec import OdeSweep
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,56 +57,25 @@ def _enable_compilation_cache() -> None:
         pass
 
 
-def _resolve_spec(name: str | None) -> Path:
-    """A spec path, or a name found in ./sweeps/ or among the packaged sweeps."""
-    if name is None:
-        return PACKAGED_SWEEPS / "quickstart.toml"
-    p = Path(name)
-    if p.exists():
-        return p
-    for base in (Path("sweeps"), PACKAGED_SWEEPS):
-        q = base / (name if name.endswith(".toml") else f"{name}.toml")
-        if q.exists():
-            return q
-    known = sorted(f.stem for f in PACKAGED_SWEEPS.glob("*.toml"))
-    raise ConfigError(f"spec {name!r} not found (not a file; packaged sweeps: {known})")
-
-
-def _finish(out: Path, manifest: dict, figure: bool, kind: str = "ode", phase_grid: bool = False) -> None:
-    """What a finished sweep prints: the tables, the summary, the phase table of a phase grid (data,
-    written with or without figures) and the figures. The tables are complete by now: a figure that
-    cannot be drawn is one warning line, never a failed command."""
+def _finish(out: Path, manifest: dict, figure: bool) -> None:
+    """What a finished sweep prints: the tables, the kind's summary (kinds.py: e.g. the phase table
+    of a phase grid, written with or without figures) and its figures. The tables are complete by
+    now: a figure that cannot be drawn is one warning line, never a failed command."""
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(manifest["status_counts"].items()))
     tables = " and ".join(f"{out}/{t}" for t in manifest.get("tables", ["runs", "series"]))
     print(f"wrote {manifest['n_runs']} runs to {tables} ({counts})")
     _after_sweep()
-    if kind == "four_phases":
-        _four_phase_summary(out)
-    if kind == "train" and phase_grid:  # a phase-diagram sweep: fit and classify it (and draw it)
-        from . import phase_plots
-
-        _draw("phase diagram", "phase", lambda: phase_plots.phase_from_dir(out, figures=figure)[1])
-    if not figure:
-        return
-    if kind == "four_phases":
-        from . import four_phase_plots
-
-        _draw("four-phase figures", "figure", lambda: four_phase_plots.figures_from_dir(out, out / "figures"))
-    elif kind == "train":
-        from . import train_plots
-
-        _draw("training figures", "figure", lambda: train_plots.figures_from_dir(out, out / "figures"))
-    else:
-        from . import plots
-
-        _draw("T* figure", "figure", lambda: [plots.tstar_figure_from_dir(out)])
+    _draw("summary", None, lambda: kinds.summary(out))
+    if figure:
+        _draw("figures", "figure", lambda: kinds.figures(out))
 
 
-def _draw(what: str, label: str, draw) -> None:
-    """Run `draw()` (returns the paths written) and print them; a figure that does not apply is a
-    `no …` line, one that fails is a warning line: the sweep's result stands either way."""
+def _draw(what: str, label: str | None, draw) -> None:
+    """Run `draw()` (returns the paths written, or lines) and print them, each after `label: `; a
+    figure that does not apply is a `no …` line, one that fails is a warning line: the sweep's
+    result stands either way."""
     try:
-        paths = draw()
+        items = draw()
     except ConfigError as e:
         print(f"no {what}: {e}")
         return
@@ -111,59 +83,36 @@ def _draw(what: str, label: str, draw) -> None:
         print(f"condense: warning: could not draw the {what} ({type(e).__name__}: {e}); the tables are complete",
               file=sys.stderr)
         return
-    for path in paths:
-        print(f"{label}: {path}")
-
-
-def _four_phase_summary(out: Path) -> None:
-    """Phase counts and the fit of t_I→II against log(1/ε), printed after a four-phase sweep."""
-    import numpy as np
-
-    from . import store
-    from .phase_detect import PHASES, fit_log_eps
-
-    runs = store.read_table(out, "runs")
-    shares = ", ".join(f"{p}: {runs[f'phase_{p}'].mean():.0%}" for p in PHASES)
-    print(f"runs showing each phase: {shares}")
-    for col in ("t_I_II", "t_drop"):
-        fit = fit_log_eps(runs, col)
-        if not np.isfinite(fit["slope"]):
-            print(f"{col}: too few runs or init scales to fit against log(1/ε) ({fit['n']} runs)")
-            continue
-        print(f"{col} = {fit['intercept']:.3g} + ({fit['slope']:.3g} ± {fit['stderr']:.2g})·log(1/ε) over {fit['n']} runs")
-
-
-def _phase_grid(spec) -> bool:
-    """A training sweep over ≥ 2 widths on a phase grid: its phase diagram is drawn too."""
-    return spec.KIND == "train" and len(spec.widths) >= 2 and spec.outer_axis()[0] != ""
+    for item in items:
+        print(f"{label}: {item}" if label else item)
 
 
 def _run_spec(spec, out: Path, quiet: bool, figure: bool, resume: bool = False, dry_run: bool = False,
               max_memory: float | None = None) -> int:
-    from . import sweep
+    from .engine import execute
 
     _enable_compilation_cache()
-    plan = sweep.plan(spec)
-    sweep.check_memory(plan, max_memory)  # before anything is written, and in a dry run too
+    plan = kinds.plan(spec)
+    execute.check_memory(plan, max_memory)  # before anything is written, and in a dry run too
     if dry_run:
         print("dry run (nothing is written):")
-        for line in sweep.dry_run(plan):
+        for line in execute.dry_run(plan):
             print(line)
         return 0
-    manifest = sweep.execute(plan, out, progress=not quiet, resume=resume)
-    _finish(out, manifest, figure, spec.KIND, _phase_grid(spec))
+    manifest = execute.execute(plan, out, progress=not quiet, resume=resume)
+    _finish(out, manifest, figure)
     return 0
 
 
 def _after_sweep() -> None:
     """A signal that arrived while the last chunk ran: the sweep is complete, its figures are skipped."""
-    from . import interrupts
+    from .engine import interrupts
 
     interrupts.check("the sweep had completed (its tables and manifest are written); figures skipped")
 
 
 def cmd_run(args) -> int:
-    spec_path = _resolve_spec(args.spec)
+    spec_path = kinds.resolve_spec(args.spec)
     spec, extra = load_spec(spec_path, args.variant)
     out = Path(args.out or extra.get("out") or Path("condense_results") / spec.name)
     print(f"sweep {spec.name!r} from {spec_path}: {spec.n_runs} runs -> {out}")
@@ -174,7 +123,7 @@ def cmd_run(args) -> int:
 
 def _submit(spec, out: Path, args) -> int:
     """The sweep's chunks as a submitit job array (Slurm, or local / debug on this machine)."""
-    from . import cluster
+    from .engine import cluster
 
     for name in ("tasks", "array_parallelism", "slurm_time", "cpus_per_task", "gpus_per_node"):
         value = getattr(args, name)
@@ -185,9 +134,10 @@ def _submit(spec, out: Path, args) -> int:
     options = {"partition": args.slurm_partition, "array_parallelism": args.array_parallelism,
                "time_min": args.slurm_time or 60, "cpus_per_task": args.cpus_per_task, "mem_gb": args.mem_gb,
                "gpus_per_node": args.gpus_per_node}
-    manifest = cluster.submit(spec, out, args.executor, args.tasks or 16, options, wait=not args.no_wait)
+    manifest = cluster.submit(kinds.plan(spec), spec.to_dict(), kinds.plan_from_config, out, args.executor,
+                              args.tasks or 16, options, wait=not args.no_wait)
     if manifest is not None:
-        _finish(out, manifest, not args.no_figure, spec.KIND, _phase_grid(spec))
+        _finish(out, manifest, not args.no_figure)
     return 0
 
 
@@ -220,7 +170,7 @@ def cmd_train(args) -> int:
         diverge_factor=args.diverge_factor, dtype=args.dtype, top_k=args.top_k, predict_escape=not args.no_predict,
         chunk_size=args.chunk_size, name=args.name,
     )
-    from .models import activations
+    from .gd.models import activations
 
     activations.get(spec.activation)
     print(f"training {spec.model} ({spec.activation}): {spec.n_runs} runs × {spec.steps} steps -> {args.out}")
@@ -264,106 +214,80 @@ def cmd_ode(args) -> int:
         name=args.name,
     )
     out = Path(args.out)
-    from . import sweep
-
     if not args.init:
         return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run, args.max_memory)
-    from .data import load_effective_init
+    from .ode.starts import load_effective_init
 
     a, b, c = load_effective_init(args.init)
     if args.dry_run:
         print(f"dry run (nothing is written): {len(a)} starts of width {a.shape[1]} from {args.init}")
         return 0
+    from .ode import sweep
+
     _enable_compilation_cache()
     manifest = sweep.run_ode_init(a, b, c, out, spec, str(args.init), progress=not args.quiet, resume=args.resume)
     _finish(out, manifest, not args.no_figure)
     return 0
 
 
-PLOT_KINDS = {"tstar": "ode", "theory": "ode", "train": "train", "phases": "four_phases"}
-PLOT_FOR_KIND = {"ode": "tstar or theory", "train": "train", "four_phases": "phases"}
-
-
-def result_kind(out: Path) -> str:
-    """The kind of sweep (ode, train, four_phases) a result directory holds, from its manifest."""
-    from . import store
-
-    manifest = store.read_manifest(out)
-    if manifest is None:
-        raise ConfigError(f"{str(out)!r} is not a condense_jax result directory (no manifest.json)")
-    kind = (manifest.get("config") or {}).get("kind")
-    if kind not in PLOT_FOR_KIND:
-        raise ConfigError(f"{str(out)!r}: its manifest names no known kind of sweep ({kind!r})")
-    return kind
-
-
-KIND_NAMES = {"ode": "an ODE", "train": "a training", "four_phases": "a four-phase"}
-
-
 def _require_kind(out: Path, wanted: str, command: str) -> None:
-    from . import store
+    """`out` holds a finished sweep of kind `wanted`, every part verified; else one line saying which
+    command draws what it holds."""
+    from .engine import store
 
-    kind = result_kind(out)
-    if kind != wanted:
-        raise ConfigError(f"{str(out)!r} holds {KIND_NAMES[kind]} sweep, not {KIND_NAMES[wanted]} sweep, which "
-                          f"`{command}` draws (for this one: condense plot {PLOT_FOR_KIND[kind]})")
+    kind = kinds.result_kind(out)
+    if kind.name != wanted:
+        raise ConfigError(f"{str(out)!r} holds {kind.label} sweep, not {kinds.KINDS[wanted].label} sweep, which "
+                          f"`{command}` draws (for this one: condense plot {' or '.join(kind.plots)})")
     store.verify(out)  # every part of every table, before a figure shows a number of it
 
 
 def cmd_plot(args) -> int:
     out = Path(args.result)
-    _require_kind(out, PLOT_KINDS[args.figure], f"condense plot {args.figure}")
+    _require_kind(out, kinds.PLOTS[args.figure], f"condense plot {args.figure}")
+    output = Path(args.output) if args.output else None
     if args.figure == "theory":
-        from . import plots
+        from .ode import plots
 
-        paths, nums = plots.theory_figures_from_dir(out, Path(args.output) if args.output else None)
+        paths, nums = plots.theory_figures_from_dir(out, output)
         w, i = nums["width_exponent"], nums["imbalance_exponent"]
         print(f"{nums['runs']} runs; T* > E0^(-1/3) (Theorem 1 violated): {nums['violations']}; "
               f"min measured C(t) = {nums['min_thm2_rate']:.6g} (Theorem 1: >= 1)")
         print(f"T* ~ m^{w['slope']:.3f} ± {w['stderr']:.3f}; T* ~ (|a0|/|c0|)^{i['slope']:.3f} ± {i['stderr']:.3f}")
-        for path in paths:
-            print(f"figure: {path}")
-        return 0
-    if args.figure == "phases":
-        from . import four_phase_plots
+    elif args.figure == "tstar":
+        from .ode import plots
 
-        paths = four_phase_plots.figures_from_dir(out, Path(args.output) if args.output else None)  # checks the tables
-        _four_phase_summary(out)
-        for path in paths:
-            print(f"figure: {path}")
-        return 0
-    if args.figure == "train":
-        from . import train_plots
-
-        paths = train_plots.figures_from_dir(out, Path(args.output) if args.output else out / "figures")
-        for path in paths:
-            print(f"figure: {path}")
-        if not paths:
-            print("no training figure applies to this directory")
-        return 0
-    from . import plots
-
-    path = plots.tstar_figure_from_dir(out, Path(args.output) if args.output else None)
-    print(f"figure: {path}")
+        paths = [plots.tstar_figure_from_dir(out, output)]
+    else:  # the kind's figures and summary, as after its sweep
+        paths = kinds.figures(out, output)
+        for line in kinds.summary(out):
+            print(line)
+    for path in paths:
+        print(f"figure: {path}")
+    if not paths:
+        print("no figure applies to this directory")
     return 0
 
 
 def cmd_report(args) -> int:
-    from .report import build_report
+    from .engine.report import build_report
 
-    path = build_report(Path(args.result), Path(args.output) if args.output else None)
+    result = Path(args.result)
+    kind = kinds.result_kind(result)
+    path = build_report(result, lambda out, fig_dir: kinds.call(kind.figures, out, fig_dir),
+                        Path(args.output) if args.output else None)
     print(f"report: {path}")
     return 0
 
 
 def cmd_phase(args) -> int:
-    from . import phase_plots
+    from .gd.phase_diagram import plots as phase_plots
 
     out = Path(args.result)
     if not out.is_dir():
         raise ConfigError(f"result directory {str(out)!r} does not exist")
-    if result_kind(out) != "train":
-        raise ConfigError(f"{str(out)!r} holds {KIND_NAMES[result_kind(out)]} sweep, not a training sweep; phase "
+    if kinds.result_kind(out).name != "train":
+        raise ConfigError(f"{str(out)!r} holds {kinds.result_kind(out).label} sweep, not a training sweep; phase "
                           "diagrams are fitted to training sweeps over ≥ 2 widths (condense train / kind = 'train')")
     if args.k < 0 or args.tol < 0:
         raise ConfigError(f"--k and --tol must be non-negative, got --k {args.k} --tol {args.tol}")
@@ -624,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from . import interrupts
+    from .engine import interrupts
 
     mine = interrupts.install()  # first thing: a Ctrl-C while JAX imports is not lost
     try:
@@ -635,7 +559,7 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
-    from .devices import use_all_cpu_cores
+    from .engine.devices import use_all_cpu_cores
 
     use_all_cpu_cores()  # before JAX starts: one XLA host device per core
     # Equinox's runtime checks inside diffrax become NaNs (reported as status `nonfinite`) instead of

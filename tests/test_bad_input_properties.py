@@ -13,8 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from condense_jax import cli, store
-from condense_jax.config import SPEC_KINDS, ConfigError, load_spec, parse_spec
+from condense_jax import cli
+from condense_jax.engine import store
+from condense_jax.errors import ConfigError
+from condense_jax.kinds import SPEC_KINDS, load_spec, parse_spec
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),

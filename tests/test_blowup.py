@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import reference  # tests/reference.py: independent NumPy/SciPy integrations
 
-from condense_jax import blowup, effective, theory
-from condense_jax.blowup import SolverOptions
+from condense_jax.ode import blowup, effective, theory
+from condense_jax.ode.blowup import SolverOptions
 
 DEFAULT = SolverOptions(series_dtau=0.5)  # default tolerances; records twice as dense as the default grid
 TIGHT = SolverOptions(rtol=1e-11, atol=1e-11, series_dtau=0.5)

@@ -11,8 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from condense_jax import blowup, cli, store
-from condense_jax.config import ConfigError, OdeSweep, parse_spec
+from condense_jax import cli
+from condense_jax.engine import store
+from condense_jax.errors import ConfigError
+from condense_jax.kinds import parse_spec
+from condense_jax.ode import blowup
+from condense_jax.ode.spec import OdeSweep
 
 SMALL = ["--widths", "4", "--seeds", "3", "--quiet", "--no-figure"]
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from condense_jax import cli, sweep
+from condense_jax import cli
 
 SETTINGS = settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", 60)), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -53,7 +53,7 @@ def stub(monkeypatch):
         reached.append(plan)
         return {"n_runs": plan.n_runs, "status_counts": {}, "tables": []}
 
-    monkeypatch.setattr(sweep, "execute", execute)
+    monkeypatch.setattr(engine_execute, "execute", execute)
     return reached
 
 

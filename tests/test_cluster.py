@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from condense_jax import cli, cluster, store, sweep
-from condense_jax.config import parse_spec
+from condense_jax import cli, kinds
+from condense_jax.engine import cluster, store
+from condense_jax.kinds import parse_spec
 
 SPEC = """
 kind = "four_phases"
@@ -91,15 +92,15 @@ def test_every_kind_through_the_local_executor_gives_the_local_tables(kind, tmp_
 
 def test_every_packaged_spec_survives_the_round_trip_through_a_task():
     """The job array rebuilds each spec from its manifest config: same spec, same hash."""
-    from condense_jax.config import load_spec
+    from condense_jax.kinds import load_spec
 
-    for path in sorted(cli.PACKAGED_SWEEPS.glob("*.toml")):
+    for path in sorted(kinds.PACKAGED_SWEEPS.glob("*.toml")):
         for variant in (None, "quick"):
             try:
                 spec, _ = load_spec(path, variant)
             except Exception:  # no such variant
                 continue
-            again = cluster.spec_from_dict(spec.to_dict())
+            again = kinds.spec_from_config(spec.to_dict())
             assert again == spec and again.config_hash() == spec.config_hash(), (path.name, variant)
 
 
@@ -113,7 +114,7 @@ def test_a_failing_debug_task_is_reported_not_debugged(spec_file, tmp_path, monk
     spec, _ = parse_spec(SPEC, "small")
     lines = []
     with pytest.raises(Exception, match="chunks are missing"):
-        cluster.submit(spec, tmp_path / "res", "debug", 2, log=lines.append)
+        cluster.submit(kinds.plan(spec), spec.to_dict(), kinds.plan_from_config, tmp_path / "res", "debug", 2, log=lines.append)
     assert any("task failed on purpose" in line for line in lines)
 
 
@@ -139,8 +140,8 @@ def test_a_requeued_task_skips_the_chunks_it_wrote(spec_file, reference, tmp_pat
     spec, _ = parse_spec(SPEC, "small")
     out = tmp_path / "res"
     assert cli.main(["run", str(spec_file), "--out", str(out), "--quiet", "--no-figure"]) == 0
-    plan = [c.key for c in sweep.plan(spec).chunks]
-    task = cluster.ChunkTask(spec.to_dict(), str(out), json.loads(json.dumps(plan)))
+    plan = [c.key for c in kinds.plan(spec).chunks]
+    task = cluster.ChunkTask(kinds.plan_from_config, spec.to_dict(), str(out), json.loads(json.dumps(plan)))
     again = task.checkpoint([1, 3])
     assert again.function is task and again.args == ([1, 3],)
     for sub in ("runs", "series", "neurons"):
@@ -151,7 +152,7 @@ def test_a_requeued_task_skips_the_chunks_it_wrote(spec_file, reference, tmp_pat
 
 def test_a_task_refuses_another_chunking(tmp_path):
     spec, _ = parse_spec(SPEC, "small")
-    task = cluster.ChunkTask(spec.to_dict(), str(tmp_path), [{"width": 6}])
+    task = cluster.ChunkTask(kinds.plan_from_config, spec.to_dict(), str(tmp_path), [{"width": 6}])
     with pytest.raises(RuntimeError, match="chunking differs"):
         task([0])
 

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from condense_jax import cnn_theory as ct
-from condense_jax.models import cnn
+from condense_jax.gd import cnn_theory as ct
+from condense_jax.gd.models import cnn
 
 jax.config.update("jax_enable_x64", True)
 
@@ -122,7 +122,7 @@ def test_small_init_kernels_condense_toward_v1_large_init_do_not(digits):
     """Two-layer CNN (32 kernels 3×3, tanh, MSE on the digit value, GD) on 200 digits, through the
     engine (train.batched over seeds × ε): after 300 steps from ε = 1e-4 most kernels θ_β have
     |cos(θ_β, v₁)| > 0.9; from ε = 1 none do."""
-    from condense_jax import train
+    from condense_jax.gd import train
 
     images, target = digits
     idx = np.random.default_rng(0).choice(len(images), 200, replace=False)
@@ -145,7 +145,7 @@ def test_small_init_kernels_condense_toward_v1_large_init_do_not(digits):
 
 def test_three_conv_layers_cross_entropy_adam(digits):
     """Fig. 3-4 network: three conv layers, a hidden layer, softmax cross-entropy, Adam."""
-    from condense_jax import train
+    from condense_jax.gd import train
 
     images, target = digits
     x, y = (images[:100] / 16.0)[..., None], target[:100].astype(int)
@@ -171,8 +171,8 @@ def test_three_conv_layers_cross_entropy_adam(digits):
     (dict(model="three-layer", loss="cross_entropy"), "is for the cnn"),
 ])
 def test_bad_cnn_specs(kwargs, words):
-    from condense_jax import train
-    from condense_jax.config import ConfigError
+    from condense_jax.errors import ConfigError
+    from condense_jax.gd import train
 
     with pytest.raises(ConfigError, match=words):
         train.TrainSpec(**kwargs)
@@ -195,7 +195,7 @@ def test_cnn_through_the_cli(tmp_path, capsys):
     assert set(cos["layer"]) == {"conv1", "kernels_conv1"}
     assert len(cos.loc[cos["layer"] == "conv1", "cos"].iloc[0]) == 64
     # figures: ZᵀZ spectrum (its points are the squared singular values) and per-kernel amplitude / cos
-    from condense_jax import train_plots
+    from condense_jax.gd import plots as train_plots
 
     paths = [p.name for p in train_plots.figures_from_dir(out)]
     assert "z_spectrum.png" in paths and any(p.startswith("kernels_run") for p in paths)
@@ -221,7 +221,7 @@ def test_cnn_through_the_cli(tmp_path, capsys):
 
 @pytest.mark.parametrize("act", ["tanh", "relu", "sigmoid", "identity"])
 def test_written_out_two_layer_gradient_equals_autodiff(act):
-    from condense_jax.models import activations
+    from condense_jax.gd.models import activations
 
     rng = np.random.default_rng(6)
     x, y = jnp.asarray(rng.standard_normal((5, 7, 6, 2))), jnp.asarray(rng.standard_normal(5))
@@ -237,8 +237,9 @@ def test_written_out_two_layer_gradient_equals_autodiff(act):
 
 def test_papers_experimental_init():
     """Section 5.1: conv layer l at std ((c_in + c_out)/2 · m²)^(−γ), the output layer at ε·s₂."""
-    from condense_jax import train
-    from condense_jax.config import ConfigError, TrainSweep
+    from condense_jax.errors import ConfigError
+    from condense_jax.gd import train
+    from condense_jax.gd.spec import TrainSweep
 
     rng = np.random.default_rng(0)
     x, y = rng.random((10, 12, 12, 3)), rng.random(10)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from condense_jax import blowup
+from condense_jax.ode import blowup
 
 
 def test_index_with_zero_column_stays_bounded():

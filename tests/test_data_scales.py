@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from condense_jax import data, scales
-from condense_jax.config import ConfigError
+from condense_jax.engine import datafiles
+from condense_jax.errors import ConfigError
+from condense_jax.gd import data, scales
 
 
 def _one_line_error(fn, *args, match, **kw):
@@ -71,7 +72,7 @@ def test_separable_classes_rejects(kw, needle):
 
 
 def test_check_xy_accepts_and_converts():
-    x, y = data.check_xy(np.arange(4), np.array([1, -1, 1, -1]))
+    x, y = datafiles.check_xy(np.arange(4), np.array([1, -1, 1, -1]))
     assert x.shape == (4, 1) and x.dtype == y.dtype == np.float64
     np.testing.assert_array_equal(x[:, 0], [0, 1, 2, 3])
 
@@ -90,20 +91,20 @@ def test_check_xy_accepts_and_converts():
     ],
 )
 def test_check_xy_rejects(x, y, needle):
-    _one_line_error(data.check_xy, x, y, "my data", match=needle)
+    _one_line_error(datafiles.check_xy, x, y, "my data", match=needle)
     with pytest.raises(ConfigError, match="^my data"):
-        data.check_xy(x, y, "my data")
+        datafiles.check_xy(x, y, "my data")
 
 
 def test_load_xy_uses_the_same_checks(tmp_path):
     path = tmp_path / "d.npz"
     np.savez(path, x=np.ones((5, 2)), y=np.ones(4))
-    _one_line_error(data.load_xy, path, match=r"data file '.*d\.npz' x has 5 samples but y has 4")
+    _one_line_error(datafiles.load_xy, path, match=r"data file '.*d\.npz' x has 5 samples but y has 4")
     np.savez(path, x=np.ones((0, 2)), y=np.ones(0))
-    _one_line_error(data.load_xy, path, match=r"data file '.*d\.npz' has n = 0 samples")
+    _one_line_error(datafiles.load_xy, path, match=r"data file '.*d\.npz' has n = 0 samples")
     x, y = data.separable_classes(9, 2, 0.1, seed=1)
     np.savez(path, x=x, y=y)
-    x2, y2 = data.load_xy(path)
+    x2, y2 = datafiles.load_xy(path)
     np.testing.assert_array_equal(x2, x)
     np.testing.assert_array_equal(y2, y)
 

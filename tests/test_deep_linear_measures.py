@@ -9,9 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from condense_jax import data, effective
-from condense_jax.config import ConfigError
-from condense_jax.models import deep_linear
+from condense_jax.errors import ConfigError
+from condense_jax.gd import data
+from condense_jax.gd.models import deep_linear
+from condense_jax.ode import effective
 
 jax.config.update("jax_enable_x64", True)
 

@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from condense_jax import cli
+from condense_jax import cli, kinds
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -37,7 +37,7 @@ def test_readme_table_quotes_the_measurements():
 def test_spec_files_quote_the_measurements():
     measured = read_results()
     for spec, variant in SWEEPS:
-        text = (cli.PACKAGED_SWEEPS / f"{spec}.toml").read_text()
+        text = (kinds.PACKAGED_SWEEPS / f"{spec}.toml").read_text()
         lines = TIME_LINE.findall(text)
         assert len(lines) == 1, f"{spec}.toml: expected one `# Time …` line, found {len(lines)}"
         got_variant, cold, warm = lines[0]
@@ -48,7 +48,7 @@ def test_spec_files_quote_the_measurements():
 def test_no_other_time_claims_in_specs_or_help(capsys):
     vague = re.compile(r"about (a|one|\d+) (minute|second)|\b\d+ ?(s|min)\b on a|~\d+ ?(s|min)\b|a few minutes|in seconds",
                        re.I)
-    for path in cli.PACKAGED_SWEEPS.glob("*.toml"):
+    for path in kinds.PACKAGED_SWEEPS.glob("*.toml"):
         for line in path.read_text().splitlines():
             if line.startswith("#") and not TIME_LINE.match(line):
                 assert not vague.search(line), f"{path.name}: {line}"

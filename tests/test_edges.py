@@ -12,7 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from condense_jax import cli, phase_detect, plots, relu_flow, store
+from condense_jax import cli, kinds
+from condense_jax.engine import store
+from condense_jax.four_phases import detect as phase_detect
+from condense_jax.four_phases import dynamics as relu_flow
+from condense_jax.ode import plots
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +53,7 @@ def test_every_plot_refuses_a_directory_of_another_kind(figure, dirs, capsys, tm
         before = sorted(p.relative_to(dirs / kind) for p in (dirs / kind).rglob("*"))
         code, out, err = run_cli(["plot", figure, str(dirs / kind), "--output", str(tmp_path / "figs")], capsys)
         assert code == 2, (figure, kind, out, err)
-        assert len(err.strip().splitlines()) == 1 and f"holds {cli.KIND_NAMES[kind]} sweep" in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1 and f"holds {kinds.KINDS[kind].label} sweep" in err and "Traceback" not in err
         assert sorted(p.relative_to(dirs / kind) for p in (dirs / kind).rglob("*")) == before  # nothing written
         assert not (tmp_path / "figs").exists()
 
@@ -57,7 +61,7 @@ def test_every_plot_refuses_a_directory_of_another_kind(figure, dirs, capsys, tm
 def test_phase_refuses_other_kinds(dirs, capsys):
     for kind in ("ode", "four_phases"):
         code, _, err = run_cli(["phase", str(dirs / kind)], capsys)
-        assert code == 2 and f"holds {cli.KIND_NAMES[kind]} sweep" in err and len(err.strip().splitlines()) == 1
+        assert code == 2 and f"holds {kinds.KINDS[kind].label} sweep" in err and len(err.strip().splitlines()) == 1
 
 
 def test_depth4_sweep_writes_its_tables_and_says_why_there_is_no_figure(tmp_path, capsys):
@@ -65,7 +69,7 @@ def test_depth4_sweep_writes_its_tables_and_says_why_there_is_no_figure(tmp_path
     out = tmp_path / "d4"
     code, text, err = run_cli(["ode", "--depth", "4", "--widths", "4", "--seeds", "3", "--out", str(out), "--quiet"], capsys)
     assert code == 0 and "Traceback" not in err
-    assert "no T* figure: the T* figures check Theorems 1 and 2 of the three-layer ODE" in text
+    assert "no figures: the T* figures check Theorems 1 and 2 of the three-layer ODE" in text
     assert len(pd.read_parquet(out / "runs")) == 3
     code, _, err = run_cli(["plot", "tstar", str(out)], capsys)
     assert code == 2 and "depth [4]" in err and len(err.strip().splitlines()) == 1
@@ -75,11 +79,11 @@ def test_a_figure_that_fails_is_a_warning_and_the_sweep_exit_code_stands(tmp_pat
     def broken(*args, **kwargs):
         raise ValueError("Data cannot be log-scaled because all values are <= 0.")
 
-    monkeypatch.setattr(plots, "tstar_figure_from_dir", broken)
+    monkeypatch.setattr(plots, "sweep_figures", broken)
     out = tmp_path / "res"
     code, _, err = run_cli(["ode", "--widths", "4", "--seeds", "2", "--out", str(out), "--quiet"], capsys)
     assert code == 0
-    assert err.strip() == ("condense: warning: could not draw the T* figure (ValueError: Data cannot be log-scaled "
+    assert err.strip() == ("condense: warning: could not draw the figures (ValueError: Data cannot be log-scaled "
                            "because all values are <= 0.); the tables are complete")
     assert store.read_manifest(out)["complete"]
 
@@ -88,7 +92,7 @@ def test_packaged_specs_are_found_by_their_own_name(capsys):
     """sweeps/depth.toml was named `depth4`, so `condense run depth4` was "not found"."""
     import tomllib
 
-    for path in sorted(cli.PACKAGED_SWEEPS.glob("*.toml")):
+    for path in sorted(kinds.PACKAGED_SWEEPS.glob("*.toml")):
         doc = tomllib.loads(path.read_text())
         assert doc["name"] == path.stem, path.name
         assert Path(doc["out"]).name == path.stem, path.name
@@ -131,7 +135,7 @@ def test_an_empty_sign_group_is_nan_not_aligned_and_the_detector_says_so():
 
 def test_gamma_prime_is_written_one_way_everywhere():
     """γ' was written −log(β₁/β₂)/log m in three places, the opposite of the code and the README."""
-    from condense_jax import scales
+    from condense_jax.gd import scales
 
     g, gp = scales.two_layer_coordinates(0.2, 0.05, 1.0, 100)
     np.testing.assert_allclose(gp, -np.log(0.05 / 0.2) / np.log(100))  # −log(β₂/β₁)/log m, β₂ the output std

@@ -18,7 +18,7 @@ jax.config.update("jax_enable_x64", True)  # effective.py itself does not switch
 
 import reference  # noqa: E402  (tests/reference.py: independent NumPy/SciPy integrations)
 
-from condense_jax import blowup, effective, theory  # noqa: E402
+from condense_jax.ode import blowup, effective, theory  # noqa: E402
 
 M = 6
 

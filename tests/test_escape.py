@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import reference  # tests/reference.py: independent NumPy/SciPy integrations
 
-from condense_jax import data, escape
-from condense_jax.models import mlp
-from condense_jax.train import TrainSpec, make_train
+from condense_jax.gd import data, escape
+from condense_jax.gd.models import mlp
+from condense_jax.gd.train import TrainSpec, make_train
 
 jax.config.update("jax_enable_x64", True)
 

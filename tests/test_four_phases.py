@@ -8,8 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from condense_jax import cli, phase_detect, relu_flow, two_class
-from condense_jax.config import ConfigError, FourPhaseSweep
+from condense_jax import cli
+from condense_jax.errors import ConfigError
+from condense_jax.four_phases import data as two_class
+from condense_jax.four_phases import detect as phase_detect
+from condense_jax.four_phases import dynamics as relu_flow
+from condense_jax.four_phases.spec import FourPhaseSweep
 
 jax.config.update("jax_enable_x64", True)
 
@@ -130,7 +134,7 @@ def test_float64_is_float64_in_a_fresh_process():
     import sys
 
     code = ("import jax, numpy as np\n"
-            "from condense_jax import relu_flow, two_class\n"
+            "from condense_jax.four_phases import data as two_class, dynamics as relu_flow\n"
             "assert not jax.config.jax_enable_x64\n"
             "x, y = two_class.angled_classes(20, seed=0)\n"
             "for method in ('gd', 'gf'):\n"

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from condense_jax import data, metrics, train
-from condense_jax.models import activations, mlp
+from condense_jax.gd import data, metrics, train
+from condense_jax.gd.models import activations, mlp
 
 jax.config.update("jax_enable_x64", True)
 
@@ -131,7 +131,7 @@ def test_engine_equals_step_by_step_reference(kwargs, scales):
 def test_group_size_fits_the_cache_budget(monkeypatch):
     """A group's working set (θ_i, θ_{i−1}, ∇θ and per hidden layer h, δ, σ' of every run) fits in a
     quarter of the L2 cache, and one run more would not (unless a single run is already larger)."""
-    from condense_jax import devices
+    from condense_jax.engine import devices
 
     monkeypatch.setattr(devices, "l2_bytes", lambda: 2 << 20)
     budget = (2 << 20) // 4

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from condense_jax import images as image_files
 from condense_jax.cli import main
-from condense_jax.config import ConfigError
+from condense_jax.errors import ConfigError
+from condense_jax.gd import images as image_files
 
 
 def idx_bytes(arr: np.ndarray, magic: int) -> bytes:
@@ -121,7 +121,7 @@ def test_cnn_sweep_on_an_idx_directory(mnist_dir, tmp_path, capsys):
 
 
 def test_images_npz(tmp_path):
-    from condense_jax import data
+    from condense_jax.gd import data
 
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "ok.npz", x=rng.random((6, 5, 5)), y=np.arange(6))
@@ -139,7 +139,7 @@ def test_images_npz(tmp_path):
 
 
 def test_synthetic_images_are_seeded_and_class_dependent():
-    from condense_jax import data
+    from condense_jax.gd import data
 
     x, y = data.synthetic_images(200, size=8, classes=4, seed=3)
     x2, y2 = data.synthetic_images(200, size=8, classes=4, seed=3)

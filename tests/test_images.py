@@ -10,8 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from condense_jax import images
-from condense_jax.config import ConfigError
+from condense_jax.errors import ConfigError
+from condense_jax.gd import images
 
 
 def idx_bytes(arr: np.ndarray, magic: int) -> bytes:
@@ -253,6 +253,6 @@ def test_no_jax_import():
     import subprocess
     import sys
 
-    code = "import sys, condense_jax.images; print('jax' in sys.modules)"
+    code = "import sys, condense_jax.gd.images; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

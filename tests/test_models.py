@@ -6,9 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from condense_jax import data, effective
-from condense_jax.config import ConfigError
-from condense_jax.models import activations, deep_linear, mlp
+from condense_jax.engine import datafiles
+from condense_jax.errors import ConfigError
+from condense_jax.gd import data
+from condense_jax.gd.models import activations, deep_linear, mlp
+from condense_jax.ode import effective
 
 jax.config.update("jax_enable_x64", True)
 
@@ -120,13 +122,13 @@ def test_activation_qualification():
 def test_bad_regression_data(tmp_path, arrays, needle):
     np.savez(tmp_path / "d.npz", **arrays)
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
-        data.load_xy(tmp_path / "d.npz")
+        datafiles.load_xy(tmp_path / "d.npz")
 
 
 def test_good_regression_data_roundtrip(tmp_path):
     x, y = data.tanh_regression(7, seed=3)
     np.savez(tmp_path / "d.npz", x=x[:, 0], y=y)
-    x2, y2 = data.load_xy(tmp_path / "d.npz")
+    x2, y2 = datafiles.load_xy(tmp_path / "d.npz")
     np.testing.assert_array_equal(x2, x)
     np.testing.assert_array_equal(y2, y)
     with pytest.raises(ConfigError, match="positive integer"):

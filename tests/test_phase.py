@@ -7,9 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from condense_jax import phase, phase_plots, train, train_sweep
+from condense_jax import run
 from condense_jax.cli import main
-from condense_jax.config import ConfigError, TrainSweep
+from condense_jax.errors import ConfigError
+from condense_jax.gd import sweep as train_sweep
+from condense_jax.gd import train
+from condense_jax.gd.phase_diagram import fit as phase
+from condense_jax.gd.phase_diagram import plots as phase_plots
+from condense_jax.gd.spec import TrainSweep
 
 WIDTHS = (16, 32, 64, 128, 256)
 
@@ -86,7 +91,7 @@ def test_two_layer_theory_regions():
     assert list(phase.two_layer_theory(g, gp)) == [
         "linear", "condensed", "critical", "critical", "linear", "condensed", "linear", "condensed"]
     # Luo et al.'s examples: NTK (α = √m, β₁ = β₂ = 1) linear, mean field (α = m) critical
-    from condense_jax import scales
+    from condense_jax.gd import scales
 
     m = 1000
     assert phase.two_layer_theory(*scales.two_layer_coordinates(1.0, 1.0, np.sqrt(m), m)) == "linear"
@@ -115,7 +120,7 @@ def two_points(tmp_path_factory):
                       gammas=(0.5, 1.75), gamma_primes=(0.0,), seeds=4, lr=0.5, lr_ntk=1.0, loss_threshold=1e-2,
                       steps=5000, n_records=10, cosine_seeds=0, predict_escape=False)
     out = tmp_path_factory.mktemp("phase") / "two"
-    train_sweep.run_train_sweep(spec, out, progress=False)
+    run(spec, out, figures=False)
     return spec, out, pd.read_parquet(out / "runs")
 
 
@@ -134,7 +139,7 @@ def test_lr_ntk_is_min_of_lr_and_eta_over_the_kernel_trace(two_points):
     import jax
     import jax.numpy as jnp
 
-    from condense_jax.models import activations, mlp
+    from condense_jax.gd.models import activations, mlp
 
     spec, _, runs = two_points
     x, y = train_sweep.load_data(spec)
@@ -211,7 +216,7 @@ def test_three_layer_layer_exponents_grid_and_per_layer_table(tmp_path):
         mult = train_sweep.layer_multipliers(spec, r.width, r.gamma_prime, r.layer_offset)
         np.testing.assert_allclose(mult, [r.width ** -e for e in (r.exp_a, r.exp_w2, r.exp_w1)], rtol=1e-12)
         assert (r.exp_a, r.exp_w2, r.exp_w1) == spec.layer_exponents[int(r.layer_offset)]
-    train_sweep.run_train_sweep(spec, tmp_path / "three", progress=False)
+    run(spec, tmp_path / "three", figures=False)
     runs = pd.read_parquet(tmp_path / "three" / "runs")
     table = phase.phase_table(runs)
     assert list(table[["exp_w1", "exp_w2"]].itertuples(index=False, name=None)) == [(0.5, 1.5), (1.5, 0.5)]

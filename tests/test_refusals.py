@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from condense_jax import cli, store
+from condense_jax import cli
+from condense_jax.engine import store
 
 CASES = {
     "kernel larger than the image": (["train", "--model", "cnn", "--widths", "2", "--kernel-size", "9", "--n", "20"],
@@ -64,7 +65,7 @@ def test_spec_files_that_are_refused(text, words, tmp_path, capsys):
 
 def test_two_hundred_thousand_seeds_are_checked_at_once(tmp_path, capsys):
     """The duplicate check was quadratic: a spec with 200k seeds took minutes before the run."""
-    from condense_jax.config import OdeSweep
+    from condense_jax.ode.spec import OdeSweep
 
     t0 = time.monotonic()
     spec = OdeSweep(widths=(4,), seeds=list(range(200_000)))

@@ -62,7 +62,7 @@ def test_report_loads_in_chromium_and_every_image_renders(report):
 
 @needs_chromium
 def test_the_browser_check_sees_a_broken_image(tmp_path):
-    from condense_jax.report import CHECK
+    from condense_jax.engine.report import CHECK
 
     page = tmp_path / "broken.html"
     page.write_text(f'<!DOCTYPE html><html><body><img src="data:image/png;base64,AAAA">{CHECK}</body></html>')

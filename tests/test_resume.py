@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from condense_jax import cli, store
+from condense_jax import cli
+from condense_jax.engine import store
 
 ROOT = Path(__file__).resolve().parents[1]
 ODE = ["ode", "--widths", "6", "10", "--seeds", "48", "--chunk-size", "4", "--quiet", "--no-figure"]

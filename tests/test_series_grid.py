@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from condense_jax import blowup
-from condense_jax.sweep import solve_blowup
+from condense_jax.ode import blowup
+from condense_jax.ode.sweep import solve_blowup
 
 
 def full_energy_at(a, b, c, times):

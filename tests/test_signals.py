@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from condense_jax import cli, store, sweep
+from condense_jax import cli, kinds
+from condense_jax.engine import execute, store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +73,7 @@ def test_a_signal_during_the_last_chunk_leaves_a_complete_sweep(tmp_path, capsys
 
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals reach only the main thread")
-    real = sweep.write_chunk
+    real = execute.write_chunk
 
     def write(out, part, chunk, meta):
         if part == 1:  # the last of two chunks
@@ -80,7 +81,7 @@ def test_a_signal_during_the_last_chunk_leaves_a_complete_sweep(tmp_path, capsys
             time.sleep(0.2)  # the watcher announces it
         return real(out, part, chunk, meta)
 
-    monkeypatch.setattr(sweep, "write_chunk", write)
+    monkeypatch.setattr(execute, "write_chunk", write)
     out = tmp_path / "d"
     code = cli.main(["ode", "--out", str(out), "--widths", "4", "--seeds", "4", "--chunk-size", "2", "--quiet"])
     err = capsys.readouterr().err
@@ -96,7 +97,7 @@ def test_an_interrupt_without_a_message_still_says_what_happened(tmp_path, capsy
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep, "execute", boom)
+    monkeypatch.setattr(execute, "execute", boom)
     assert cli.main(["ode", "--out", str(tmp_path / "d"), "--widths", "4", "--seeds", "2", "--quiet"]) == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("condense: interrupted;") and "--resume" in err
@@ -106,14 +107,16 @@ def test_default_chunks_are_short_enough_for_a_first_signal():
     """A first signal takes effect after the running chunk: by default a training chunk is sized
     to about 30 s (a deliberately high time estimate), a four-phase chunk to at most 512 runs
     (~20 s of the default setting here), so that no sweep is one long chunk."""
-    from condense_jax import four_phases, train_sweep
-    from condense_jax.config import FourPhaseSweep, TrainSweep
+    from condense_jax.four_phases import sweep as four_phases
+    from condense_jax.four_phases.spec import FourPhaseSweep
+    from condense_jax.gd import sweep as train_sweep
+    from condense_jax.gd.spec import TrainSweep
 
     spec = TrainSweep(widths=(20,), seeds=6, steps=1_000_000, predict_escape=False)  # the issue's command
-    plan = sweep.plan(spec)
+    plan = kinds.plan(spec)
     x, _ = train_sweep.load_data(spec)
     per_run = train_sweep.seconds_per_run(spec, train_sweep.train_spec(spec, 20), x)
     assert 5 <= per_run <= 60  # 10⁶ steps at m = 20: ~13 s measured on this CPU
     assert len(plan.chunks) >= 2 and all(c.n_runs * per_run <= 2 * 60 for c in plan.chunks)
-    fp = sweep.plan(FourPhaseSweep(widths=(20,), seeds=300, init_scales=(1e-2, 1e-4)))
+    fp = kinds.plan(FourPhaseSweep(widths=(20,), seeds=300, init_scales=(1e-2, 1e-4)))
     assert max(c.n_runs for c in fp.chunks) <= four_phases.CHUNK_RUNS and len(fp.chunks) >= 2

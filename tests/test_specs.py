@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from condense_jax.config import load_spec
+from condense_jax.kinds import load_spec
 
 SPECS = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.toml"))
 

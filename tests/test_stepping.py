@@ -3,7 +3,7 @@ whatever its chunk-mates; shared steps (one step size per chunk) agree with them
 
 import numpy as np
 
-from condense_jax import blowup
+from condense_jax.ode import blowup
 
 
 def test_shared_stepping_agrees_to_tolerance_and_per_start_is_batch_independent():
@@ -28,7 +28,7 @@ def test_split_over_host_devices_gives_identical_per_start_numbers(tmp_path):
 
     code = (
         "import numpy as np, jax\n"
-        "from condense_jax import blowup\n"
+        "from condense_jax.ode import blowup\n"
         "rng = np.random.default_rng(21)\n"
         "a, b, c = rng.standard_normal((5, 8)), rng.standard_normal((5, 8, 8)), rng.standard_normal((5, 8))\n"
         "r = blowup.solve_three_layer(a, b, c).runs\n"

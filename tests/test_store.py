@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from condense_jax import cli, load, store, sweep
+from condense_jax import cli, kinds, load
+from condense_jax.engine import execute, store
 
 ROOT = Path(__file__).resolve().parents[1]
 ODE = ["ode", "--widths", "6", "--seeds", "24", "--quiet", "--no-figure"]
@@ -61,7 +62,7 @@ class Stop(KeyboardInterrupt):
 
 def interrupted_after(n_chunks: int, monkeypatch):
     """Make the next sweep stop (as a kill would) after writing `n_chunks` chunks."""
-    real = sweep.write_chunk
+    real = execute.write_chunk
     count = {"n": 0}
 
     def write(*args, **kwargs):
@@ -70,8 +71,8 @@ def interrupted_after(n_chunks: int, monkeypatch):
         count["n"] += 1
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sweep, "write_chunk", write)
-    return lambda: monkeypatch.setattr(sweep, "write_chunk", real)
+    monkeypatch.setattr(execute, "write_chunk", write)
+    return lambda: monkeypatch.setattr(execute, "write_chunk", real)
 
 
 @pytest.mark.parametrize("name, args, first, second", [("ode", ODE, "6", "3"), ("four", FOUR, "4", "2")])
@@ -99,7 +100,7 @@ def test_resume_checks_the_receipt_key_not_just_the_file(reference, tmp_path):
     assert run(ODE, other, "--chunk-size", "3") == 0
     for sub in ("runs", "series"):  # part 1 of the 3-chunking holds runs 3-5, not 6-11
         shutil.copy(other / sub / store.part_name(1), out / sub / store.part_name(1))
-    assert not sweep.chunk_done(out, 1, sweep.plan(cli.OdeSweep(widths=(6,), seeds=tuple(range(24)), chunk_size=6)).chunks[1],
+    assert not execute.chunk_done(out, 1, kinds.plan(cli.OdeSweep(widths=(6,), seeds=tuple(range(24)), chunk_size=6)).chunks[1],
                                 json.loads((out / "manifest.json").read_text())["config_hash"])
     assert run(ODE, out, "--chunk-size", "6", "--resume") == 0
     same(tables(out), tables(reference / "ode"))

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from condense_jax import blowup, plots, theory
 from condense_jax.cli import main
-from condense_jax.config import ConfigError
+from condense_jax.errors import ConfigError
+from condense_jax.ode import blowup, plots, theory
 
 
 def test_energy_derivative_is_the_sum_of_squares():

@@ -6,10 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from condense_jax import data
-from condense_jax.config import ConfigError
-from condense_jax.models import mlp
-from condense_jax.train import TrainSpec, batched, make_train
+from condense_jax.errors import ConfigError
+from condense_jax.gd import data
+from condense_jax.gd.models import mlp
+from condense_jax.gd.train import TrainSpec, batched, make_train
 
 jax.config.update("jax_enable_x64", True)
 
@@ -95,7 +95,7 @@ def test_converged_run_stops_at_threshold(tanh_xy):
 
 def test_deep_linear_completion_learns_the_target():
     """Matrix completion of diag(1, −1, 0, 0) from small init (A.3): the loss falls by orders of magnitude."""
-    from condense_jax.models import deep_linear
+    from condense_jax.gd.models import deep_linear
 
     target = np.diag([1.0, -1.0, 0.0, 0.0])
     xs, ys = deep_linear.completion_measurements(target, np.ones((4, 4), bool))

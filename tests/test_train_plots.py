@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from condense_jax import store
-from condense_jax import train_plots as tp
-from condense_jax.config import ConfigError
+from condense_jax.engine import store
+from condense_jax.errors import ConfigError
+from condense_jax.gd import plots as tp
 
 STEPS = np.unique(np.concatenate([[0], np.geomspace(1, 10_000, 40)]).round().astype(np.int64))
 WIDTH = 6

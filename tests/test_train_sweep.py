@@ -10,9 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from condense_jax import cli, data, train_sweep
-from condense_jax.config import ConfigError, TrainSweep, parse_spec
-from condense_jax.train import make_train
+from condense_jax import cli, run
+from condense_jax.errors import ConfigError
+from condense_jax.gd import data
+from condense_jax.gd import sweep as train_sweep
+from condense_jax.gd.spec import TrainSweep
+from condense_jax.gd.train import make_train
+from condense_jax.kinds import parse_spec
 
 QUIET = ["--quiet", "--no-figure"]
 
@@ -32,7 +36,7 @@ def small(tmp_path_factory):
     spec = TrainSweep(widths=(5, 7), seeds=3, init_scales=(0.3, 0.03), lr=0.1, steps=60, bias=True,
                       chunk_size=2, predict_escape=False, cosine_seeds=3)
     out = tmp_path_factory.mktemp("train") / "res"
-    manifest = train_sweep.run_train_sweep(spec, out, progress=False)
+    manifest = run(spec, out, figures=False)
     return spec, out, manifest
 
 
@@ -80,7 +84,7 @@ def test_chunking_does_not_change_numbers(small, tmp_path):
     spec, out, _ = small
     whole = TrainSweep(widths=(5, 7), seeds=3, init_scales=(0.3, 0.03), lr=0.1, steps=60, bias=True,
                        chunk_size=4, predict_escape=False, cosine_seeds=3)
-    train_sweep.run_train_sweep(whole, tmp_path / "w", progress=False)
+    run(whole, tmp_path / "w", figures=False)
     a = pd.read_parquet(out / "series").sort_values(["run_id", "step"], ignore_index=True)
     b = pd.read_parquet(tmp_path / "w" / "series").sort_values(["run_id", "step"], ignore_index=True)
     np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-6)
@@ -121,7 +125,7 @@ def test_interrupt_keeps_finished_chunks(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_sweep, "_tables", second_chunk_interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train_sweep.run_train_sweep(spec, tmp_path / "i", progress=False)
+        run(spec, tmp_path / "i", figures=False)
     manifest = json.loads((tmp_path / "i" / "manifest.json").read_text())
     assert manifest["complete"] is False
     runs = pd.read_parquet(tmp_path / "i" / "runs")

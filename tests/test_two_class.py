@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from condense_jax import two_class
-from condense_jax.config import ConfigError
+from condense_jax.errors import ConfigError
+from condense_jax.four_phases import data as two_class
 
 
 def angle_deg(v):

@@ -1,0 +1,60 @@
+"""(x, y) data from the user's .npz files, checked: one ConfigError line naming the file."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+def read_npz(path: str | Path, keys: tuple[str, ...], what: str) -> list[np.ndarray]:
+    """The named arrays of an .npz file; a ConfigError naming the file for anything unreadable."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in keys if k not in f.files]
+            if missing:
+                raise ConfigError(f"{what} {str(path)!r} lacks array(s) {missing}; it has {sorted(f.files)}")
+            return [np.asarray(f[k]) for k in keys]
+    except ConfigError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise ConfigError(f"{what} {str(path)!r} is not a readable .npz file ({type(e).__name__})") from None
+
+
+def check_real_finite(what: str, **arrays) -> None:
+    for name, v in arrays.items():
+        real = np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)
+        if not real or not np.all(np.isfinite(v)):
+            raise ConfigError(f"{what} array {name} has non-numeric or non-finite values")
+
+
+def check_samples(x, y, what: str, ndim: int, shape: str, unit: str) -> None:
+    """x has `ndim` dims (described by `shape`), y is (n,), n ≥ 1 and equal, all real and finite."""
+    if x.ndim != ndim or y.ndim != 1:
+        raise ConfigError(f"{what} arrays must be x {shape} and y (n,); got shapes {x.shape}, {y.shape}")
+    if len(x) == 0:
+        raise ConfigError(f"{what} has n = 0 {unit}")
+    if len(x) != len(y):
+        raise ConfigError(f"{what} x has {len(x)} {unit} but y has {len(y)}")
+    check_real_finite(what, x=x, y=y)
+
+
+def check_xy(x, y, what: str = "data") -> tuple[np.ndarray, np.ndarray]:
+    """Checked float64 copies of regression/classification data: x (n, d) (or (n,)), y (n,), n ≥ 1,
+    real and finite; anything else is a ConfigError whose one line starts with `what`."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim == 1:
+        x = x[:, None]
+    check_samples(x, y, what, 2, "(n, d)", "samples")
+    return x.astype(np.float64), y.astype(np.float64)
+
+
+def load_xy(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """User regression data from an .npz with `x` (n, d) (or (n,)) and `y` (n,); checked (check_xy)."""
+    path = Path(path)
+    x, y = read_npz(path, ("x", "y"), "data file")
+    return check_xy(x, y, f"data file {str(path)!r}")

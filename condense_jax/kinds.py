@@ -1,0 +1,185 @@
+"""The registry of sweep kinds: one entry per kind says everything the rest of the package asks
+about it (its spec class, how it is planned, the figures and summary drawn after it, its
+`condense plot` figures). The CLI, `condense plot`, the report, the job array and `run` read it;
+adding a kind is one entry here. The references are "module:function" strings, imported when
+used, so that reading a spec or `condense --help` never imports JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import tomllib
+from pathlib import Path
+
+from .errors import ConfigError
+from .four_phases.spec import FourPhaseSweep
+from .gd.spec import TrainSweep
+from .ode.spec import OdeSweep
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """One kind of sweep. Functions are "module:function" references (see `call`):
+
+    plan(spec) -> engine.plan.Plan                the chunks, nothing computed
+    figures(out, fig_dir) -> list[Path]           every figure that applies to a finished sweep
+    summary(out) -> list[str]                     lines printed after the sweep (and derived tables written)
+    """
+
+    name: str
+    spec: type
+    label: str  # "an ODE", for messages: "DIR holds an ODE sweep"
+    plan: str
+    figures: str
+    summary: str | None
+    plots: tuple[str, ...]  # the `condense plot NAME` figures that read this kind
+
+
+KINDS = {
+    "ode": Kind("ode", OdeSweep, "an ODE", "condense_jax.ode.sweep:plan_ode_sweep", "condense_jax.ode.plots:sweep_figures",
+                None, ("tstar", "theory")),
+    "train": Kind("train", TrainSweep, "a training", "condense_jax.gd.sweep:plan_train_sweep",
+                  "condense_jax.gd.plots:sweep_figures", "condense_jax.gd.phase_diagram.plots:sweep_summary", ("train",)),
+    "four_phases": Kind("four_phases", FourPhaseSweep, "a four-phase", "condense_jax.four_phases.sweep:plan_four_phases",
+                        "condense_jax.four_phases.plots:figures_from_dir", "condense_jax.four_phases.plots:summary_lines",
+                        ("phases",)),
+}
+SPEC_KINDS = {k: v.spec for k, v in KINDS.items()}
+PLOTS = {plot: kind.name for kind in KINDS.values() for plot in kind.plots}  # condense plot NAME -> kind
+
+
+def call(ref: str, *args, **kwargs):
+    """Call a "module:function" reference of the registry."""
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+
+def kind_of(spec) -> Kind:
+    for kind in KINDS.values():
+        if isinstance(spec, kind.spec):
+            return kind
+    raise ConfigError(f"not a sweep spec: {type(spec).__name__}")
+
+
+def plan(spec):
+    """The Plan of any sweep spec."""
+    return call(kind_of(spec).plan, spec)
+
+
+def spec_from_config(doc: dict):
+    """A spec from its to_dict() (a manifest's config): kind plus its fields."""
+    doc = dict(doc)
+    kind = doc.pop("kind", None)
+    if kind not in KINDS:
+        raise ConfigError(f"unknown sweep kind {kind!r} in the configuration")
+    return KINDS[kind].spec.from_mapping(doc, "the submitted configuration")
+
+
+def plan_from_config(doc: dict):
+    """The Plan of a spec given as its to_dict(): what a job-array task calls (picklable by reference)."""
+    return plan(spec_from_config(doc))
+
+
+def result_kind(out: Path) -> Kind:
+    """The kind of sweep a result directory holds, from its manifest (read only)."""
+    from .engine import store
+
+    manifest = store.read_manifest(out)
+    if manifest is None:
+        raise ConfigError(f"{str(out)!r} is not a condense_jax result directory (no manifest.json)")
+    kind = (manifest.get("config") or {}).get("kind")
+    if kind not in KINDS:
+        raise ConfigError(f"{str(out)!r}: its manifest names no known kind of sweep ({kind!r})")
+    return KINDS[kind]
+
+
+def figures(out: Path, fig_dir: Path | None = None) -> list[Path]:
+    """Every figure that applies to the finished sweep in `out` (default fig_dir: out/figures)."""
+    out = Path(out)
+    return call(result_kind(out).figures, out, Path(fig_dir) if fig_dir is not None else out / "figures")
+
+
+def summary(out: Path) -> list[str]:
+    """The lines printed after a sweep of this kind (derived tables, such as a phase table, are written)."""
+    kind = result_kind(out)
+    return call(kind.summary, Path(out)) if kind.summary else []
+
+
+
+
+PACKAGED_SWEEPS = Path(__file__).resolve().parent / "sweeps"
+
+
+def resolve_spec(name: str | Path | None) -> Path:
+    """A spec path, or a name found in ./sweeps/ or among the packaged sweeps (None: the quickstart)."""
+    if name is None:
+        return PACKAGED_SWEEPS / "quickstart.toml"
+    p = Path(name)
+    if p.exists():
+        return p
+    name = str(name)
+    for base in (Path("sweeps"), PACKAGED_SWEEPS):
+        q = base / (name if name.endswith(".toml") else f"{name}.toml")
+        if q.exists():
+            return q
+    known = sorted(f.stem for f in PACKAGED_SWEEPS.glob("*.toml"))
+    raise ConfigError(f"spec {name!r} not found (not a file; packaged sweeps: {known})")
+
+
+def load_spec(path: str | Path, variant: str | None = None) -> tuple[OdeSweep | TrainSweep, dict]:
+    """Read a sweep spec TOML file: top-level `kind` ("ode" or "train"), optional `name`, `out`,
+    the `[ode]` or `[train]` table, and optional variants `[variants.NAME]` whose keys override
+    the table (e.g. `quick`, a small version that shows the same phenomenon in about a minute)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read spec file {str(path)!r}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"spec file {str(path)!r} is not UTF-8 text (byte {e.start}): not a TOML spec") from None
+    return parse_spec(text, str(path), variant)
+
+
+def parse_spec(text: str, where: str, variant: str | None = None) -> tuple[OdeSweep | TrainSweep, dict]:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where} is not valid TOML: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"{where} nests arrays or tables too deeply to be a sweep spec") from None
+    unknown = sorted(set(doc) - {"kind", "name", "out", "variants", *SPEC_KINDS})
+    if unknown:
+        raise ConfigError(f"{where}: unknown top-level key(s) {unknown}; expected kind, name, out, [ode], [train] or [four_phases], [variants.*]")
+    kind = doc.get("kind")
+    if kind is None:  # the kind's table says it; an empty or half-written file must not run a default sweep
+        tables = [k for k in SPEC_KINDS if k in doc]
+        if len(tables) != 1:
+            raise ConfigError(f"{where}: no `kind` (one of {', '.join(map(repr, SPEC_KINDS))}) and no single "
+                              "[ode], [train] or [four_phases] table: not a sweep spec")
+        kind = tables[0]
+    if not isinstance(kind, str) or kind not in SPEC_KINDS:
+        raise ConfigError(f"{where}: unknown kind {kind!r} (supported: {', '.join(map(repr, SPEC_KINDS))})")
+    table = doc.get(kind, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [{kind}] must be a table")
+    variants = doc.get("variants", {})
+    if not isinstance(variants, dict):
+        raise ConfigError(f"{where}: variants must be tables [variants.NAME], got {type(variants).__name__}")
+    name = doc.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(f"{where}: name must be a string, got {name!r}")
+    if variant is not None:
+        if variant not in variants or not isinstance(variants[variant], dict):
+            raise ConfigError(f"{where}: no variant {variant!r}; variants: {sorted(variants)}")
+        table = {**table, **variants[variant]}
+        name = f"{name or kind}_{variant}"
+    if name is not None:
+        table = {**table, "name": name}
+    spec = SPEC_KINDS[kind].from_mapping(table, where)
+    extra = {"out": doc.get("out")}
+    if extra["out"] is not None and (not isinstance(extra["out"], str) or not extra["out"].strip()):
+        raise ConfigError(f"{where}: out must be a non-empty path string, got {extra['out']!r}")
+    if extra["out"] is not None and variant is not None:
+        extra["out"] = f"{extra['out']}_{variant}"
+    return spec, extra
