@@ -13,6 +13,7 @@ Heavy imports (JAX, pandas) happen only once a command runs, so `--help` is inst
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -309,6 +310,23 @@ def cmd_phase(args) -> int:
     return 0
 
 
+def _default(spec, field: str):
+    """A spec dataclass's default for `field`, as argparse takes it (a list for a tuple): the one
+    source of every default the CLI uses or states (tests/test_cli_defaults.py)."""
+    value = next(f for f in dataclasses.fields(spec) if f.name == field)
+    value = value.default_factory() if value.default is dataclasses.MISSING else value.default
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _shown(spec, field: str) -> str:
+    """The default of `field` as a flag's help states it: `(default 0.05)`, `(default 1e-06 … 0.01)`."""
+    v = spec().to_dict()[field]  # after validation (e.g. init_scales None -> [1e-3])
+    fmt = lambda x: f"{x:g}" if isinstance(x, float) else str(x)
+    if isinstance(v, list):
+        return "(default " + (" ".join(map(fmt, v)) if len(v) <= 2 else f"{fmt(v[0])} … {fmt(v[-1])}") + ")"
+    return f"(default {fmt(v)})"
+
+
 def _out_and_seed_flags(p, seeds: int) -> None:
     """The result directory and the seeds, for every sweep command; resolved by _seeds."""
     p.add_argument("--out", required=True, type=_out_dir, help="result directory")
@@ -386,26 +404,26 @@ def build_parser() -> argparse.ArgumentParser:
         "or from explicit starts with --init. Writes DIR/runs, DIR/series (Parquet) and a figure.",
         formatter_class=_Help,
     )
-    _out_and_seed_flags(o, seeds=16)
-    o.add_argument("--widths", type=int, nargs="+", default=[20], metavar="M", help="hidden widths m")
-    o.add_argument("--scale-a", type=float, nargs="+", default=[1.0], metavar="σ", help="std of a(0) entries")
-    o.add_argument("--scale-b", type=float, nargs="+", default=[1.0], metavar="σ", help="std of b(0) entries")
-    o.add_argument("--scale-c", type=float, nargs="+", default=[1.0], metavar="σ", help="std of c(0) entries")
-    o.add_argument("--depth", type=int, default=3, metavar="L", help="depth L ≥ 2 (3 is the paper's model)")
+    _out_and_seed_flags(o, seeds=len(OdeSweep().seeds))
+    o.add_argument("--widths", type=int, nargs="+", default=_default(OdeSweep, "widths"), metavar="M", help="hidden widths m")
+    o.add_argument("--scale-a", type=float, nargs="+", default=_default(OdeSweep, "scale_a"), metavar="σ", help="std of a(0) entries")
+    o.add_argument("--scale-b", type=float, nargs="+", default=_default(OdeSweep, "scale_b"), metavar="σ", help="std of b(0) entries")
+    o.add_argument("--scale-c", type=float, nargs="+", default=_default(OdeSweep, "scale_c"), metavar="σ", help="std of c(0) entries")
+    o.add_argument("--depth", type=int, default=_default(OdeSweep, "depth"), metavar="L", help="depth L ≥ 2 (3 is the paper's model)")
     o.add_argument("--init", metavar="FILE.npz", help="explicit starts: arrays a (B,m), b (B,m,m), c (B,m)")
-    o.add_argument("--rtol", type=float, default=1e-9, help="relative tolerance of the adaptive solver")
+    o.add_argument("--rtol", type=float, default=_default(OdeSweep, "rtol"), help="relative tolerance of the adaptive solver")
     o.add_argument("--atol", type=float, default=None, help="absolute tolerance, relative to the start's scale (default: rtol)")
-    o.add_argument("--tau-max", type=float, default=200.0, help="give up (status max_steps) past this projective time")
-    o.add_argument("--series-dtau", type=float, default=1.0, help="spacing of the recorded series in projective time τ")
+    o.add_argument("--tau-max", type=float, default=_default(OdeSweep, "tau_max"), help="give up (status max_steps) past this projective time")
+    o.add_argument("--series-dtau", type=float, default=_default(OdeSweep, "series_dtau"), help="spacing of the recorded series in projective time τ")
     o.add_argument("--chunk-size", type=int, help="starts solved together; bounds peak memory (default: sized per width to ~256 MB)")
     grid = o.add_mutually_exclusive_group()
     grid.add_argument("--series-t", type=float, nargs="+", metavar="T", help="record the series at these times t (default: the τ grid)")
     grid.add_argument("--series-E", type=float, nargs="+", metavar="E", help="record the series where E(t) reaches these energies")
     o.add_argument("--pair-counts", action="store_true", help="record Assumption 2 (2) pair counts in the series (O(m²) per record)")
-    o.add_argument("--stepping", choices=["per_start", "shared"], default="per_start",
+    o.add_argument("--stepping", choices=["per_start", "shared"], default=_default(OdeSweep, "stepping"),
                    help="per_start: every start its own adaptive steps (its numbers do not depend on its chunk-mates); "
                    "shared: one step size per chunk, often 10-40%% faster, every start still within the tolerance")
-    o.add_argument("--name", default="ode", help="name of the sweep (in the manifest)")
+    o.add_argument("--name", default=_default(OdeSweep, "name"), help="name of the sweep (in the manifest)")
     _sweep_flags(o)
     o.set_defaults(func=cmd_ode)
 
@@ -418,50 +436,50 @@ def build_parser() -> argparse.ArgumentParser:
         "step predicted by the effective ODE. Writes DIR/runs, DIR/series, DIR/cosines (Parquet) and figures.",
         formatter_class=_Help,
     )
-    _out_and_seed_flags(tr, seeds=4)
-    tr.add_argument("--model", choices=["three-layer", "two-layer", "deep-linear", "cnn"], default="three-layer", help="network")
-    tr.add_argument("--widths", type=int, nargs="+", default=[20], metavar="M", help="hidden widths m")
+    _out_and_seed_flags(tr, seeds=len(TrainSweep().seeds))
+    tr.add_argument("--model", choices=["three-layer", "two-layer", "deep-linear", "cnn"], default=_default(TrainSweep, "model"), help="network")
+    tr.add_argument("--widths", type=int, nargs="+", default=_default(TrainSweep, "widths"), metavar="M", help="hidden widths m")
     scales = tr.add_mutually_exclusive_group()
-    scales.add_argument("--init-scales", type=float, nargs="+", metavar="ε", help="init scales ε (default 1e-3)")
+    scales.add_argument("--init-scales", type=float, nargs="+", metavar="ε", help=f"init scales ε {_shown(TrainSweep, 'init_scales')}")
     scales.add_argument("--scale-exponents", type=float, nargs="+", metavar="γ", help="init scales ε = m^(−γ)")
     scales.add_argument("--gammas", type=float, nargs="+", metavar="γ", help="two-layer: γ = −log(β₁β₂/α)/log m (with --gamma-primes)")
     tr.add_argument("--gamma-primes", type=float, nargs="+", metavar="γ'", help="two-layer: γ' = −log(β₂/β₁)/log m (β₂: output std; Luo et al.)")
     tr.add_argument("--layer-scales", type=float, nargs="+", metavar="s", help="per-layer multipliers of ε (three-layer: a W² W¹; two-layer: w a)")
-    tr.add_argument("--alpha", type=float, default=1.0, help="two-layer output scale α: f = (1/α) Σ a_k σ(w_k·x)")
-    tr.add_argument("--activation", default="tanh", help="tanh, relu, sigmoid (shifted, σ(0) = 0) or identity")
+    tr.add_argument("--alpha", type=float, default=_default(TrainSweep, "alpha"), help="two-layer output scale α: f = (1/α) Σ a_k σ(w_k·x)")
+    tr.add_argument("--activation", default=_default(TrainSweep, "activation"), help="tanh, relu, sigmoid (shifted, σ(0) = 0) or identity")
     tr.add_argument("--bias", action="store_true", help="append a constant 1 to every input (input bias)")
     tr.add_argument("--data", default=None,
                     help="tanh (the paper's regression, default), separable (two classes), fig3 (deep-linear), "
                          "digits (cnn, default for it) or an .npz path")
-    tr.add_argument("--conv-layers", type=int, default=1, help="cnn: conv layers L, each with WIDTH channels")
-    tr.add_argument("--kernel-size", type=int, default=3, help="cnn: m of the m×m filters")
+    tr.add_argument("--conv-layers", type=int, default=_default(TrainSweep, "conv_layers"), help="cnn: conv layers L, each with WIDTH channels")
+    tr.add_argument("--kernel-size", type=int, default=_default(TrainSweep, "kernel_size"), help="cnn: m of the m×m filters")
     tr.add_argument("--hidden", type=int, default=None, help="cnn: width of a hidden fully connected layer")
     tr.add_argument("--conv-fan-gamma", type=float, default=None, metavar="γ",
                     help="cnn: the paper's init, conv std ((c_in + c_out)/2 · m²)^(−γ); output std ε·s₂")
-    tr.add_argument("--loss", choices=["mse", "cross_entropy"], default="mse",
+    tr.add_argument("--loss", choices=["mse", "cross_entropy"], default=_default(TrainSweep, "loss"),
                     help="cnn: mse on the label value (the theory) or softmax cross-entropy")
-    tr.add_argument("--n", type=int, default=100, help="samples of the generated data")
+    tr.add_argument("--n", type=int, default=_default(TrainSweep, "n"), help="samples of the generated data")
     tr.add_argument("--grid", action="store_true", help="tanh data on an even grid instead of uniform random")
-    tr.add_argument("--data-seed", type=int, default=0, help="seed of the generated data")
-    tr.add_argument("--lr", type=float, default=0.05, help="learning rate")
+    tr.add_argument("--data-seed", type=int, default=_default(TrainSweep, "data_seed"), help="seed of the generated data")
+    tr.add_argument("--lr", type=float, default=_default(TrainSweep, "lr"), help="learning rate")
     tr.add_argument("--lr-ntk", type=float, default=None, metavar="ETA",
                     help="per-run step size min(lr, ETA/K0), K0 = trace of the initial tangent kernel over n")
     tr.add_argument("--lr-drop", type=_lr_drop, action="append", metavar="STEP:LR", help="from STEP on use LR (repeatable)")
-    tr.add_argument("--optimizer", choices=["gd", "adam"], default="gd", help="full-batch GD (the papers') or Adam")
-    tr.add_argument("--steps", type=int, default=1000, help="optimiser steps")
-    tr.add_argument("--records", type=int, default=40, help="log-spaced record steps (plus 0 and the last)")
+    tr.add_argument("--optimizer", choices=["gd", "adam"], default=_default(TrainSweep, "optimizer"), help="full-batch GD (the papers') or Adam")
+    tr.add_argument("--steps", type=int, default=_default(TrainSweep, "steps"), help="optimiser steps")
+    tr.add_argument("--records", type=int, default=_default(TrainSweep, "n_records"), help="log-spaced record steps (plus 0 and the last)")
     tr.add_argument("--record-steps", type=int, nargs="+", metavar="K", help="explicit record steps instead of --records")
     tr.add_argument("--cosine-steps", type=int, nargs="+", metavar="K", help="steps whose cosine matrices are stored (default: first and last)")
-    tr.add_argument("--cosine-seeds", type=int, default=2, help="store cosine matrices for the first this many seeds")
-    tr.add_argument("--escape-fraction", type=float, default=0.5, help="escape step: first step with loss ≤ this × initial loss")
-    tr.add_argument("--cos-threshold", type=float, default=0.99, help="rows with |cos| ≥ this count as one direction")
-    tr.add_argument("--loss-threshold", type=float, default=0.0, help="stop a run once its loss is at most this")
-    tr.add_argument("--diverge-factor", type=float, default=1e6, help="a loss above this × the initial loss is divergence")
-    tr.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="training precision")
-    tr.add_argument("--top-k", type=int, default=4, help="deep-linear: singular values of W recorded")
+    tr.add_argument("--cosine-seeds", type=int, default=_default(TrainSweep, "cosine_seeds"), help="store cosine matrices for the first this many seeds")
+    tr.add_argument("--escape-fraction", type=float, default=_default(TrainSweep, "escape_fraction"), help="escape step: first step with loss ≤ this × initial loss")
+    tr.add_argument("--cos-threshold", type=float, default=_default(TrainSweep, "cos_threshold"), help="rows with |cos| ≥ this count as one direction")
+    tr.add_argument("--loss-threshold", type=float, default=_default(TrainSweep, "loss_threshold"), help="stop a run once its loss is at most this")
+    tr.add_argument("--diverge-factor", type=float, default=_default(TrainSweep, "diverge_factor"), help="a loss above this × the initial loss is divergence")
+    tr.add_argument("--dtype", choices=["float32", "float64"], default=_default(TrainSweep, "dtype"), help="training precision")
+    tr.add_argument("--top-k", type=int, default=_default(TrainSweep, "top_k"), help="deep-linear: singular values of W recorded")
     tr.add_argument("--no-predict", action="store_true", help="skip the effective-ODE prediction of the escape step")
     tr.add_argument("--chunk-size", type=int, help="seeds per compiled call (default: sized to ~512 MB)")
-    tr.add_argument("--name", default="train", help="name of the sweep (in the manifest)")
+    tr.add_argument("--name", default=_default(TrainSweep, "name"), help="name of the sweep (in the manifest)")
     _sweep_flags(tr)
     tr.set_defaults(func=cmd_train)
 
@@ -487,33 +505,33 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/runs, DIR/series, DIR/neurons (Parquet) and figures. Defaults: sweeps/four_phases.toml's setting.",
         formatter_class=_Help,
     )
-    _out_and_seed_flags(fp, seeds=16)
-    fp.add_argument("--widths", type=int, nargs="+", metavar="M", help="hidden widths m (default 50)")
-    fp.add_argument("--init-scales", type=float, nargs="+", metavar="ε", help="init scales ε (default 1e-2 … 1e-6)")
+    _out_and_seed_flags(fp, seeds=len(FourPhaseSweep().seeds))
+    fp.add_argument("--widths", type=int, nargs="+", metavar="M", help=f"hidden widths m {_shown(FourPhaseSweep, 'widths')}")
+    fp.add_argument("--init-scales", type=float, nargs="+", metavar="ε", help=f"init scales ε {_shown(FourPhaseSweep, 'init_scales')}")
     fp.add_argument("--data", help="angled (default), orthogonal, digits or an .npz with x (n, d), y = ±1")
-    fp.add_argument("--n", type=int, nargs="+", metavar="N", help="samples per data set (default 100)")
-    fp.add_argument("--delta", type=float, nargs="+", metavar="Δ", help="angle between the class centres, degrees in (0, 180] (default 60)")
-    fp.add_argument("--spread", type=float, help="angular spread of each class, ± degrees (default 15)")
-    fp.add_argument("--d", type=int, help="input dimension of the angled data (default 2)")
-    fp.add_argument("--positive-fraction", type=float, help="share of positive samples (default 0.75)")
-    fp.add_argument("--negative-norm", type=float, help="norm factor of the negative class (default 1)")
-    fp.add_argument("--digits", type=int, nargs=2, metavar=("A", "B"), help="digit pair for --data digits (default 0 1)")
-    fp.add_argument("--data-seed", type=int, help="seed of the generated data (default 0)")
+    fp.add_argument("--n", type=int, nargs="+", metavar="N", help=f"samples per data set {_shown(FourPhaseSweep, 'n')}")
+    fp.add_argument("--delta", type=float, nargs="+", metavar="Δ", help=f"angle between the class centres, degrees in (0, 180] {_shown(FourPhaseSweep, 'delta')}")
+    fp.add_argument("--spread", type=float, help=f"angular spread of each class, ± degrees {_shown(FourPhaseSweep, 'spread')}")
+    fp.add_argument("--d", type=int, help=f"input dimension of the angled data {_shown(FourPhaseSweep, 'd')}")
+    fp.add_argument("--positive-fraction", type=float, help=f"share of positive samples {_shown(FourPhaseSweep, 'positive_fraction')}")
+    fp.add_argument("--negative-norm", type=float, help=f"norm factor of the negative class {_shown(FourPhaseSweep, 'negative_norm')}")
+    fp.add_argument("--digits", type=int, nargs=2, metavar=("A", "B"), help=f"digit pair for --data digits {_shown(FourPhaseSweep, 'digits')}")
+    fp.add_argument("--data-seed", type=int, help=f"seed of the generated data {_shown(FourPhaseSweep, 'data_seed')}")
     fp.add_argument("--allow-nonseparable", action="store_true", default=None, help="train on data no hyperplane through 0 separates")
     fp.add_argument("--loss", choices=["logistic", "exponential"], help="default logistic")
     fp.add_argument("--init", choices=["gaussian", "balanced"], help="independent Gaussian (default) or |a_k| = ‖w_k‖")
     fp.add_argument("--method", choices=["gd", "gf"], help="small-step GD (default) or gradient flow with Diffrax")
-    fp.add_argument("--t-min", type=float, help="first record time (default 0.1)")
-    fp.add_argument("--t-max", type=float, help="last record time (default 2000)")
-    fp.add_argument("--n-records", type=int, help="log-spaced record times (default 80)")
-    fp.add_argument("--lr", type=float, help="GD: smallest step (default 0.05)")
-    fp.add_argument("--lr-rel", type=float, help="GD: the step grows to this × t (default 0.01)")
-    fp.add_argument("--lr-max", type=float, help="GD: largest step (default 1)")
+    fp.add_argument("--t-min", type=float, help=f"first record time {_shown(FourPhaseSweep, 't_min')}")
+    fp.add_argument("--t-max", type=float, help=f"last record time {_shown(FourPhaseSweep, 't_max')}")
+    fp.add_argument("--n-records", type=int, help=f"log-spaced record times {_shown(FourPhaseSweep, 'n_records')}")
+    fp.add_argument("--lr", type=float, help=f"GD: smallest step {_shown(FourPhaseSweep, 'lr')}")
+    fp.add_argument("--lr-rel", type=float, help=f"GD: the step grows to this × t {_shown(FourPhaseSweep, 'lr_rel')}")
+    fp.add_argument("--lr-max", type=float, help=f"GD: largest step {_shown(FourPhaseSweep, 'lr_max')}")
     fp.add_argument("--dtype", choices=["float32", "float64"], help="default float32 (use float64 with --method gf)")
     fp.add_argument("--loss-threshold", type=float, help="freeze a run once its loss is at most this (status converged)")
-    fp.add_argument("--diverge-factor", type=float, help="a loss above this × the initial loss is divergence (default 1e6)")
-    fp.add_argument("--neuron-seeds", type=int, help="per-neuron records for the first this many seeds (default 2)")
-    fp.add_argument("--cos-tol", type=float, help="condensation: every live neuron within this cos of its group (default 0.98)")
+    fp.add_argument("--diverge-factor", type=float, help=f"a loss above this × the initial loss is divergence {_shown(FourPhaseSweep, 'diverge_factor')}")
+    fp.add_argument("--neuron-seeds", type=int, help=f"per-neuron records for the first this many seeds {_shown(FourPhaseSweep, 'neuron_seeds')}")
+    fp.add_argument("--cos-tol", type=float, help=f"condensation: every live neuron within this cos of its group {_shown(FourPhaseSweep, 'cos_tol')}")
     fp.add_argument("--chunk-size", type=int, help="seeds per compiled call (default: up to 512 runs, seeds × init scales, a chunk)")
     fp.add_argument("--name", help="name of the sweep (in the manifest)")
     _sweep_flags(fp)

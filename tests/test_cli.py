@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import run_cli
 
 from condense_jax import cli
 from condense_jax.engine import store
@@ -21,10 +22,6 @@ from condense_jax.ode.spec import OdeSweep
 SMALL = ["--widths", "4", "--seeds", "3", "--quiet", "--no-figure"]
 
 
-def run_cli(args, capsys):
-    code = cli.main(args)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 def snapshot(path: Path) -> dict:

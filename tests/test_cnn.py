@@ -10,8 +10,6 @@ import pytest
 from condense_jax.gd import cnn_theory as ct
 from condense_jax.gd.models import cnn
 
-jax.config.update("jax_enable_x64", True)
-
 
 def loop_forward(params, x, act):
     """Section 3.2 written as loops: x^[1] = Σ x W + b, x^[l] = Σ σ(x^[l−1]) W + b, f = ⟨a, σ(x^[L])⟩."""

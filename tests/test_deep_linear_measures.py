@@ -14,8 +14,6 @@ from condense_jax.gd import data
 from condense_jax.gd.models import deep_linear
 from condense_jax.ode import effective
 
-jax.config.update("jax_enable_x64", True)
-
 
 def _factors(rng, m, scale=1.0):
     return [jnp.asarray(scale * rng.standard_normal((m, m))) for _ in range(3)]

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import run_cli
 
 from condense_jax import cli, kinds
 from condense_jax.engine import store
@@ -21,10 +22,6 @@ from condense_jax.ode import plots
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(args, capsys):
-    code = cli.main(args)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-jax.config.update("jax_enable_x64", True)  # effective.py itself does not switch x64 on
-
-import reference  # noqa: E402  (tests/reference.py: independent NumPy/SciPy integrations)
-
-from condense_jax.ode import blowup, effective, theory  # noqa: E402
+from condense_jax.ode import blowup, effective, theory
 
 M = 6
 

@@ -24,8 +24,6 @@ from condense_jax.gd import data, escape
 from condense_jax.gd.models import mlp
 from condense_jax.gd.train import TrainSpec, make_train
 
-jax.config.update("jax_enable_x64", True)
-
 WIDTH = 16
 LR = 0.5
 STEPS = 6000  # the latest escape (ε = 1e-4) is near 4,400 steps; the rest is for condensation

@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import run_cli
 
 from condense_jax import cli
 from condense_jax.errors import ConfigError
@@ -14,8 +15,6 @@ from condense_jax.four_phases import data as two_class
 from condense_jax.four_phases import detect as phase_detect
 from condense_jax.four_phases import dynamics as relu_flow
 from condense_jax.four_phases.spec import FourPhaseSweep
-
-jax.config.update("jax_enable_x64", True)
 
 
 def simulate(x, y, eps, width=16, seeds=4, t_max=3000.0, n_records=80, **kw):
@@ -221,10 +220,6 @@ def test_fit_against_log_inverse_eps_is_exact_on_a_line():
 # --- the sweep through the CLI, and bad input -------------------------------------------------
 
 
-def run_cli(args, capsys):
-    code = cli.main(args)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from condense_jax.gd import data, metrics, train
+from condense_jax.gd import data, train
 from condense_jax.gd.models import activations, mlp
-
-jax.config.update("jax_enable_x64", True)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +39,7 @@ def test_fused_equals_autodiff(xy, act, scale, shape):
     # with a direction v, the same pass also gives the Fig. 2 positive sum, equal to metrics.positive_sum
     v = jax.random.normal(jax.random.PRNGKey(8), (d,), jnp.float64)
     loss_v, grads_v, pos = jax.jit(mlp.three_layer_value_and_grad, static_argnums=3)(params, x, y, act, v)
-    assert float(loss_v) == float(loss) and int(pos) == int(metrics.positive_sum(params["a"], params["w2"], params["w1"] @ v))
+    assert float(loss_v) == float(loss) and int(pos) == int(mlp.positive_sum(params["a"], params["w2"], params["w1"] @ v))
     for k in params:
         np.testing.assert_allclose(np.asarray(grads_v[k]), np.asarray(grads[k]), rtol=1e-12, atol=1e-15 * float(jnp.max(jnp.abs(want[k]))))
 

@@ -12,8 +12,6 @@ from condense_jax.gd import data
 from condense_jax.gd.models import activations, deep_linear, mlp
 from condense_jax.ode import effective
 
-jax.config.update("jax_enable_x64", True)
-
 
 def _finite_difference_check(loss, params, h=1e-6, n_dirs=3, seed=0):
     """Directional derivatives of `loss` at `params` against central differences (float64)."""

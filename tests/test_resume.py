@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import condense
 
 from condense_jax import cli
 from condense_jax.engine import store
@@ -20,10 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ODE = ["ode", "--widths", "6", "10", "--seeds", "48", "--chunk-size", "4", "--quiet", "--no-figure"]
 
 
-def condense(args, **kw):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    return subprocess.Popen([sys.executable, "-m", "condense_jax.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, **kw)
 
 
 def table(out: Path, name: str, keys) -> pd.DataFrame:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers import condense
 
 from condense_jax import cli, kinds
 from condense_jax.engine import execute, store
@@ -20,10 +19,6 @@ from condense_jax.engine import execute, store
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def condense(args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "condense_jax.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
 
 
 def test_a_second_signal_aborts_a_long_compiled_chunk_at_once(tmp_path):

@@ -11,8 +11,6 @@ from condense_jax.gd import data
 from condense_jax.gd.models import mlp
 from condense_jax.gd.train import TrainSpec, batched, make_train
 
-jax.config.update("jax_enable_x64", True)
-
 
 @pytest.fixture(scope="module")
 def tanh_xy():

@@ -9,8 +9,9 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import run_cli
 
-from condense_jax import cli, run
+from condense_jax import run
 from condense_jax.errors import ConfigError
 from condense_jax.gd import data
 from condense_jax.gd import sweep as train_sweep
@@ -21,13 +22,6 @@ from condense_jax.kinds import parse_spec
 QUIET = ["--quiet", "--no-figure"]
 
 
-def run_cli(args, capsys):
-    try:
-        code = cli.main(args)
-    except SystemExit as e:  # argparse's own usage errors
-        code = e.code
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 @pytest.fixture(scope="module")

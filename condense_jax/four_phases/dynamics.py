@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..engine import freeze
 from ..engine.devices import enable_dtype
 from ..errors import ConfigError
 
@@ -287,10 +288,6 @@ class RunResult(NamedTuple):
     params: Params
 
 
-def _select(flag, new, old):
-    return jax.tree_util.tree_map(lambda u, v: jnp.where(flag, u, v), new, old)
-
-
 def make_descent(spec: FlowSpec, dirs) -> callable:
     """A pure `run(key, eps, x, y) -> RunResult` of small-step GD (x, y are arguments, so one
     compile serves every data set of the same shape)."""
@@ -311,14 +308,11 @@ def make_descent(spec: FlowSpec, dirs) -> callable:
         def step(i, carry):
             p, status, stop, stop_step = carry
             loss, grad = value_and_grad(p, x, y, spec.loss)
-            running = status == 0
-            bad = running & (~jnp.isfinite(loss) | (loss > spec.diverge_factor * loss0))
-            done = running & ~bad & (spec.loss_threshold > 0) & (loss <= spec.loss_threshold)
-            status = jnp.where(bad, 1, jnp.where(done, 2, status))
+            bad, done, status = freeze.judge(status, loss, loss0, spec.diverge_factor, spec.loss_threshold)
             stop = jnp.where(bad | done, clock[i], stop)
             stop_step = jnp.where(bad | done, i, stop_step)
             new = jax.tree_util.tree_map(lambda q, g: q - steps[i] * g, p, grad)
-            return _select(status == 0, new, p), status, stop, stop_step
+            return freeze.select(status == 0, new, p), status, stop, stop_step
 
         def interval(carry, k):
             p, status, stop, stop_step, pattern = carry

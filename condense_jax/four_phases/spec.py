@@ -52,7 +52,7 @@ class FourPhaseSweep(SweepSpec):
 
     widths: tuple[int, ...] = (50,)
     init_scales: tuple[float, ...] = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
-    seeds: tuple[int, ...] = tuple(range(64))
+    seeds: tuple[int, ...] = tuple(range(16))
     data: str = "angled"
     n: tuple[int, ...] = (100,)
     delta: tuple[float, ...] = (60.0,)

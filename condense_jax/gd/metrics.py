@@ -69,11 +69,6 @@ def assumption2(a, b, c) -> dict:
                 a2_out_pairs=out_pairs, a2_holds=holds)
 
 
-def positive_sum(a, b, c) -> jnp.ndarray:
-    """The Fig. 2 "sum of positive numbers" alone, O(m²): cheap enough for every step."""
-    return jnp.sum(c * (a @ b) > 0) + jnp.sum(a * (b @ c) > 0)
-
-
 def three_layer(params, params0, v, eps, threshold: float) -> dict:
     """Series quantities of the three-layer network (3.1) at one step."""
     a, b, w1 = params["a"], params["w2"], params["w1"]

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..engine import freeze
 from ..engine.devices import enable_dtype
 from ..errors import ConfigError
 from . import metrics
@@ -173,7 +174,7 @@ def _model(spec: TrainSpec, x, y) -> Model:
         init = lambda key, eps, s: mlp.three_layer_init(key, x.shape[1], spec.width, (eps * s[0], eps * s[1], eps * s[2]), dtype)
         loss = lambda p: mlp.mse(mlp.three_layer_apply(p, x, act), y)
         measure = lambda p, p0, eps: metrics.three_layer(p, p0, v, eps, thr)
-        pos = lambda p: metrics.positive_sum(p["a"], p["w2"], p["w1"] @ v)
+        pos = lambda p: mlp.positive_sum(p["a"], p["w2"], p["w1"] @ v)
         vg = lambda p: mlp.three_layer_value_and_grad(p, x, y, spec.activation, v)  # with the positive sum
         return Model(init, loss, measure, pos, vg, lambda p, xs: mlp.three_layer_apply(p, xs, act))
     if spec.model == "two-layer":
@@ -283,8 +284,29 @@ def tangent_kernel_trace(apply: Callable, params, x) -> jnp.ndarray:
     return jnp.mean(jax.lax.map(sq_norm, x))
 
 
-def _select(flag, new, old):
-    return jax.tree_util.tree_map(lambda n, o: jnp.where(flag, n, o), new, old)
+class Flags(NamedTuple):
+    """Per-run bookkeeping carried through the steps (int32 scalars)."""
+
+    status: jnp.ndarray  # STATUS_CODES: 0 running (finished at the end), 1 diverged, 2 converged
+    stop: jnp.ndarray  # the step the run is frozen at (spec.steps while it runs)
+    escape: jnp.ndarray  # first step with loss ≤ escape_fraction × initial loss (−1: not yet)
+    pos: jnp.ndarray  # running max of the Fig. 2 positive sum (−1: none)
+
+
+class StepState(NamedTuple):
+    """What a step carries besides the two parameter buffers."""
+
+    opt_state: object  # optax state (rebuilt from the step index for plain GD)
+    last_loss: jnp.ndarray  # the loss at the run's last accepted parameters
+    flags: Flags
+
+
+class Buffers(NamedTuple):
+    """θ_i and θ_{i−1} (kept to freeze a diverging run at its last finite point), and the state."""
+
+    cur: object
+    prev: object
+    state: StepState
 
 
 def make_train(spec: TrainSpec, x, y) -> Callable:
@@ -339,20 +361,19 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
     # loop avoids the per-step select that vmap adds to a while loop's carry
     early_stop = spec.loss_threshold > 0
 
-    def check(i, loss, pos_now, last_loss, loss0, flags):
+    def check(i, loss, pos_now, last_loss, loss0, flags: Flags):
         """Judge the loss at θ_i: divergence, convergence, escape step, and fold in the positive
         sum at θ_i (pos_now; None for a model without one)."""
         status, stop, escape, pos = flags
-        running = status == 0
-        bad = running & (~jnp.isfinite(loss) | (loss > spec.diverge_factor * loss0))
+        running = status == freeze.RUNNING
+        bad, done, status = freeze.judge(status, loss, loss0, spec.diverge_factor, spec.loss_threshold)
         loss = jnp.where(bad, last_loss, loss)
-        done = running & ~bad & (loss <= spec.loss_threshold)
-        status = jnp.where(bad, 1, jnp.where(done, 2, status)).astype(jnp.int32)
+        status = status.astype(jnp.int32)
         stop = jnp.where(bad, i - 1, jnp.where(done, i, stop)).astype(jnp.int32)
         escape = jnp.where((escape < 0) & running & ~bad & (loss <= frac * loss0), i, escape).astype(jnp.int32)
         if pos_now is not None:
             pos = jnp.where(running & ~bad, jnp.maximum(pos, pos_now), pos).astype(jnp.int32)
-        return bad, loss, (status, stop, escape, pos)
+        return bad, loss, Flags(status, stop, escape, pos)
 
     x_data = jnp.asarray(x, jnp.dtype(spec.dtype))
 
@@ -367,62 +388,63 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
         else:
             factor = jnp.ones((), loss0.dtype)
 
-        def step(i, cur, prev, rest):
+        def step(i, cur, prev, state: StepState):
             """Step i from θ_i = cur, θ_{i−1} = prev: returns θ_{i+1}, or the parameters the run is frozen at."""
-            opt_state, last_loss, flags = rest
+            opt_state, last_loss, flags = state
             loss, grads, pos = forward_backward(cur)
             bad, loss, flags = check(i, loss, pos, last_loss, loss0, flags)
-            go = flags[0] == 0
+            go = flags.status == 0
             if counted:
                 updates, _ = opt.update(grads, jax.tree_util.tree_map(lambda c: jnp.asarray(i, c.dtype), opt0), cur)
             else:
                 updates, new_state = opt.update(grads, opt_state, cur)
-                opt_state = _select(go, new_state, opt_state)
+                opt_state = freeze.select(go, new_state, opt_state)
             if spec.lr_ntk is not None:
                 updates = jax.tree_util.tree_map(lambda u: factor * u, updates)
             new = jax.tree_util.tree_map(
                 lambda p, q, u: jnp.where(go, optax.apply_updates(p, u), jnp.where(bad, q, p)), cur, prev, updates
             )
-            return new, (opt_state, loss, flags)
+            return new, StepState(opt_state, loss, flags)
 
         def interval(carry, k):
-            (cur, prev, rest), cos_store = carry
+            buffers, cos_store = carry
             start, end = starts[k], ends[k]
 
-            def two_steps(j, c):  # θ_{i+1} overwrites θ_{i−1}, then θ_{i+2} overwrites θ_i
-                a, b, r = c
-                b, r = step(start + 2 * j, a, b, r)
-                a, r = step(start + 2 * j + 1, b, a, r)
-                return a, b, r
+            def two_steps(j, b: Buffers) -> Buffers:  # θ_{i+1} overwrites θ_{i−1}, then θ_{i+2} overwrites θ_i
+                following, state = step(start + 2 * j, b.cur, b.prev, b.state)  # θ_{i+1}
+                after, state = step(start + 2 * j + 1, following, b.cur, state)  # θ_{i+2}
+                return Buffers(after, following, state)
 
-            def last_step(c):
-                a, b, r = c
-                new, r = step(end - 1, a, b, r)
-                return new, a, r
+            def last_step(b: Buffers) -> Buffers:
+                new, state = step(end - 1, b.cur, b.prev, b.state)
+                return Buffers(new, b.cur, state)
 
             if early_stop:  # a converged or diverged run leaves the loop; the batch ends with its last run
-                running = lambda jc: (jc[0] < (end - start) // 2) & (jc[1][2][2][0] == 0)
-                _, c = jax.lax.while_loop(running, lambda jc: (jc[0] + 1, two_steps(jc[0], jc[1])), (0, (cur, prev, rest)))
+                def running(j_b):
+                    j, b = j_b
+                    return (j < (end - start) // 2) & (b.state.flags.status == 0)
+
+                _, b = jax.lax.while_loop(running, lambda j_b: (j_b[0] + 1, two_steps(*j_b)), (0, buffers))
             else:
-                c = jax.lax.fori_loop(0, (end - start) // 2, two_steps, (cur, prev, rest))
-            cur, prev, (opt_state, last_loss, flags) = jax.lax.cond((end - start) % 2 == 1, last_step, lambda c: c, c)
+                b = jax.lax.fori_loop(0, (end - start) // 2, two_steps, buffers)
+            cur, prev, (opt_state, last_loss, flags) = jax.lax.cond((end - start) % 2 == 1, last_step, lambda b: b, b)
             bad, loss, flags = check(end, *forward(cur), last_loss, loss0, flags)  # the record's own θ
-            cur = _select(bad, prev, cur)
+            cur = freeze.select(bad, prev, cur)
             series, cos = model.measure(cur, params0, eps)
             keep = slots[k] >= 0
             cos_store = {
                 name: jnp.where(keep, cos_store[name].at[jnp.maximum(slots[k], 0)].set(cos[name]), cos_store[name])
                 for name in cos_store
             }
-            return ((cur, prev, (opt_state, loss, flags)), cos_store), (loss, series)
+            return (Buffers(cur, prev, StepState(opt_state, loss, flags)), cos_store), (loss, series)
 
         _, cos0 = model.measure(params0, params0, eps)
         cos_store = {name: jnp.zeros((len(spec.cosine_recorded()), *c.shape), c.dtype) for name, c in cos0.items()}
         neg = jnp.int32(-1)
-        rest = (opt0, loss0, (jnp.int32(0), jnp.int32(spec.steps), neg, neg))
-        carry = ((params0, params0, rest), cos_store)
-        ((params, _, (_, _, flags)), cos_store), (losses, series) = jax.lax.scan(interval, carry, jnp.arange(len(recorded)))
-        status, stop, escape, pos = flags
+        state = StepState(opt0, loss0, Flags(jnp.int32(0), jnp.int32(spec.steps), neg, neg))
+        carry = (Buffers(params0, params0, state), cos_store)
+        (last, cos_store), (losses, series) = jax.lax.scan(interval, carry, jnp.arange(len(recorded)))
+        params, (status, stop, escape, pos) = last.cur, last.state.flags
         return TrainResult(losses, series, cos_store, params0, params, status, stop, escape, pos, factor)
 
     return train

@@ -29,7 +29,7 @@ class OdeSweep(SweepSpec):
     directions at every scale. Unequal σ_a, σ_c is the ‖a(0)‖ ≠ ‖c(0)‖ axis of Assumption 1.
     """
 
-    widths: tuple[int, ...] = (10, 20, 50)
+    widths: tuple[int, ...] = (20,)
     seeds: tuple[int, ...] = tuple(range(16))
     scale_a: tuple[float, ...] = (1.0,)
     scale_b: tuple[float, ...] = (1.0,)

@@ -118,9 +118,8 @@ def two_layer_value_and_grad(params: dict, windows, y, act_name: str):
         ∂a = Σ_i r_i h_i,  δ = r a σ'(z),  ∂K = Σ_{i,q} P_{iq}ᵀ δ_{iq},  ∂b = Σ_{i,q} δ_{iq}
     """
     from .activations import get
-    from .mlp import _DERIVATIVE_OF_OUTPUT
 
-    act, deriv = get(act_name).fn, _DERIVATIVE_OF_OUTPUT[act_name]
+    act, deriv = get(act_name).fn, get(act_name).derivative_of_output
     w, b = params["conv"][0]["w"], params["conv"][0]["b"]
     m, _, c_in, c_out = w.shape
     kernel = jnp.transpose(w, (2, 0, 1, 3)).reshape(c_in * m * m, c_out)  # rows (α, p, q): XLA's patch order

@@ -50,16 +50,11 @@ def effective_energy(params: dict, v) -> jnp.ndarray:
     return params["a"] @ params["w2"] @ (params["w1"] @ v)
 
 
-# σ' as a function of the output h = σ(z), for the activations of models/activations.py whose
-# derivative has that closed form (None: σ' = 1). relu: σ'(z) = 1 for z > 0, else 0 (JAX's choice
-# at 0), and h > 0 ⟺ z > 0. sigmoid is the shifted one, h = s − 1/2 with s = 1/(1+e^{−z}):
-# σ' = s (1 − s) = 1/4 − h².
-_DERIVATIVE_OF_OUTPUT = {
-    "tanh": lambda h: 1 - h * h,
-    "sigmoid": lambda h: 0.25 - h * h,
-    "identity": None,
-    "relu": lambda h: (h > 0).astype(h.dtype),
-}
+
+def positive_sum(a, b, c) -> jnp.ndarray:
+    """The Fig. 2 \"sum of positive numbers\" Σ_k [c_k (aᵀb)_k > 0] + Σ_j [a_j (bc)_j > 0] alone, O(m²):
+    cheap enough for every step."""
+    return jnp.sum(c * (a @ b) > 0) + jnp.sum(a * (b @ c) > 0)
 
 
 def _contract(a, b, axis_a: int, axis_b: int):
@@ -90,20 +85,15 @@ def three_layer_value_and_grad(params: dict, x, y, act_name: str, v=None):
     product fewer per step, which is what small products cost on a CPU; wider products run
     faster as two.
 
-    The positive sum Σ_k [c_k (aᵀW²)_k > 0] + Σ_j [a_j (W²c)_j > 0], c = W¹v (metrics.positive_sum)
+    The positive sum Σ_k [c_k (aᵀW²)_k > 0] + Σ_j [a_j (W²c)_j > 0], c = W¹v (positive_sum)
     rides on the same products instead of two matrix-vector products of its own: W²c is one more
     column of z² = W²[h¹ c], and aᵀW² one more column of W²ᵀ[δ² a] (or, with the shared backward
     product, one more column sum of W² ∘ ·).
     """
-    from .. import metrics
     from . import activations
 
-    act = activations.get(act_name).fn
+    act, deriv = activations.get(act_name).fn, activations.get(act_name).derivative_of_output
     a, w2, w1 = params["a"], params["w2"], params["w1"]
-    if act_name not in _DERIVATIVE_OF_OUTPUT:
-        loss, grads = jax.value_and_grad(lambda p: mse(three_layer_apply(p, x, act), y))(params)
-        return (loss, grads) if v is None else (loss, grads, metrics.positive_sum(a, w2, w1 @ v))
-    deriv = _DERIVATIVE_OF_OUTPUT[act_name]
     n, m = y.shape[0], a.shape[0]
     h1 = act(_contract(w1, x, 1, 1))  # (m, n) = σ(W¹ xᵀ)
     c = None if v is None else w1 @ v  # (3.9)
