@@ -58,3 +58,27 @@ def load_xy(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     x, y = read_npz(path, ("x", "y"), "data file")
     return check_xy(x, y, f"data file {str(path)!r}")
+
+
+# ---------------------------------------------------------------------------
+# Packaged images, and the seeded pick every family uses
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8×8 digits (no network): x (1797, 8, 8, 1) = pixel / 16 in [0, 1],
+    y (1797,) the digit 0…9."""
+    from sklearn.datasets import load_digits as _sk_digits
+
+    d = _sk_digits()
+    return np.asarray(d.images, np.float64)[..., None] / 16.0, np.asarray(d.target, np.int64)
+
+
+def subsample(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n images drawn without replacement by np.random.default_rng(seed), kept in their original
+    order (the paper trains on 500). The same pick as the train sweep's `n`/`data_seed`."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= len(x):
+        raise ConfigError(f"n must be an integer from 1 to the {len(x)} images of the data set, got {n!r}")
+    if len(y) != len(x):
+        raise ConfigError(f"subsample: x has {len(x)} images but y has {len(y)} labels")
+    pick = np.sort(np.random.default_rng(seed).choice(len(x), int(n), replace=False))
+    return x[pick], y[pick]

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
+from .plan import pad_rows
+
 
 def use_all_cpu_cores() -> int:
     """Expose every usable CPU core to XLA as a host device; returns the count asked for.
@@ -81,7 +83,7 @@ def split_batch(fn: Callable, batched: Sequence[bool]) -> Callable:
         n = lead(args)
         used, per = shares(n, len(jax.local_devices()))
         extra = used * per - n
-        pad = lambda v: np.concatenate([np.asarray(v), np.repeat(np.asarray(v)[:1], extra, 0)]) if extra else np.asarray(v)
+        pad = lambda v: pad_rows(v, n + extra)
         return n, used, [tree_map(pad, a) if b else a for a, b in zip(args, batched)]
 
     def run(*args):
@@ -161,8 +163,7 @@ def in_groups(one: Callable, size: int, n_shared: int = 0) -> Callable:
         run_keys = np.repeat(np.asarray(keys), n_scales, axis=0)  # run r = (seed r // E, scale r % E)
         run_scales = np.tile(scales, (n_seeds,) + (1,) * (scales.ndim - 1))
         if extra:
-            run_keys = np.concatenate([run_keys, np.repeat(run_keys[:1], extra, 0)])
-            run_scales = np.concatenate([run_scales, np.repeat(run_scales[:1], extra, 0)])
+            run_keys, run_scales = pad_rows(run_keys, len(run_keys) + extra), pad_rows(run_scales, len(run_scales) + extra)
         groups = (run_keys.reshape(n_groups, width, *run_keys.shape[1:]),
                   run_scales.reshape(n_groups, width, *scales.shape[1:]))
         unpack = lambda v: v.reshape(n_groups * width, *v.shape[2:])[:n].reshape(n_seeds, n_scales, *v.shape[2:])

@@ -1,10 +1,14 @@
-"""A sweep as planned work: its chunks (one numbered part of every table each) and the seed keys."""
+"""A sweep as planned work: its chunks (one numbered part of every table each), the seed keys, and
+the shape helpers every family shares (padding a chunk to one compiled shape, data digests)."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable
 from typing import NamedTuple
+
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,3 +42,16 @@ def seed_keys(seeds, width: int):
     import jax
 
     return jax.numpy.stack([jax.random.fold_in(jax.random.PRNGKey(int(s)), int(width)) for s in seeds])
+
+
+def array_digest(*arrays) -> str:
+    """16 hex digits of the SHA-256 of the arrays' bytes (C order): the digest of a sweep's data or
+    explicit starts in its configuration, so a changed file is another sweep."""
+    return hashlib.sha256(b"".join(np.ascontiguousarray(v).tobytes() for v in arrays)).hexdigest()[:16]
+
+
+def pad_rows(v, n: int) -> np.ndarray:
+    """`v` with its first row repeated up to `n` rows: every chunk of a sweep (or share of a
+    device) then has one shape, so one compiled call serves them all; the caller drops the padding."""
+    v = np.asarray(v)
+    return np.concatenate([v, np.repeat(v[:1], n - len(v), 0)]) if n > len(v) else v

@@ -450,12 +450,22 @@ def read_runs(out: Path):
     return read_table(out, "runs").sort_values("run_id", ignore_index=True)
 
 
-def read_series(out: Path, run_ids=None):
+def read_rows(out: Path, name: str, run_ids=None, order=("run_id",), empty_columns=None):
+    """Table `name` (only the runs `run_ids` when given) sorted by the `order` columns present; with
+    `empty_columns`, a missing table is an empty frame of those columns instead of an error."""
+    import pandas as pd
+
+    if empty_columns is not None and not (Path(out) / name).exists():
+        return pd.DataFrame(columns=list(empty_columns))
+    filters = [("run_id", "in", [int(r) for r in run_ids])] if run_ids is not None else None
+    df = read_table(out, name, filters=filters)
+    return df.sort_values([c for c in order if c in df.columns], ignore_index=True)
+
+
+def read_series(out: Path, run_ids=None, empty_columns=None):
     """The long-format series table (optionally only some runs), sorted by run_id then time
     (`tau` for ODE sweeps, `step` for training sweeps)."""
-    filters = [("run_id", "in", list(run_ids))] if run_ids is not None else None
-    df = read_table(out, "series", filters=filters)
-    return df.sort_values(["run_id", "tau" if "tau" in df.columns else "step"], ignore_index=True)
+    return read_rows(out, "series", run_ids, ("run_id", "tau", "step"), empty_columns)
 
 
 def read_metadata(path: Path) -> dict:

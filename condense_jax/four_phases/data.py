@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engine.datafiles import load_digits, subsample
 from ..errors import ConfigError
 
 
@@ -71,20 +72,17 @@ def orthogonal_classes(n: int = 20, d: int | None = None, seed: int = 0):
 def digit_pair(a: int = 0, b: int = 1, n: int | None = None, seed: int = 0):
     """Two digits of scikit-learn's bundled 8×8 set as a binary task (a → +1, b → −1), flattened to
     d = 64 and scaled to [0, 1]; n of them sampled with the seed (default: all)."""
-    from sklearn.datasets import load_digits
-
     a, b = _int("digit a", a, 0), _int("digit b", b, 0)
     if a > 9 or b > 9 or a == b:
         raise ConfigError(f"a digit pair needs two different digits in 0…9, got {a} and {b}")
-    d = load_digits()
-    keep = (d.target == a) | (d.target == b)
-    x, y = d.data[keep] / 16.0, np.where(d.target[keep] == a, 1.0, -1.0)
+    images, digits = load_digits()
+    keep = (digits == a) | (digits == b)
+    x, y = images[keep].reshape(int(keep.sum()), -1), np.where(digits[keep] == a, 1.0, -1.0)
     if n is not None:
         n = _int("n", n, 2)
         if n > len(x):
             raise ConfigError(f"n = {n} asked for, the pair ({a}, {b}) has {len(x)} images")
-        pick = np.sort(np.random.default_rng(_int("seed", seed, 0)).choice(len(x), n, replace=False))
-        x, y = x[pick], y[pick]
+        x, y = subsample(x, y, n, _int("seed", seed, 0))
     return x, y
 
 

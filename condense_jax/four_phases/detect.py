@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engine.stats import ols
 from .thresholds import Detector
 
 PHASES = ("I", "II", "III", "IV")
@@ -131,7 +132,5 @@ def fit_log_eps(runs, column: str = "t_I_II") -> dict:
     x, t = x[ok], t[ok]
     if len(x) < 3 or np.ptp(x) == 0:
         return dict(slope=np.nan, stderr=np.nan, intercept=np.nan, n=int(len(x)))
-    slope, intercept = np.polyfit(x, t, 1)
-    resid = t - (slope * x + intercept)
-    se = np.sqrt(resid @ resid / (len(x) - 2) / np.sum((x - x.mean()) ** 2))
+    slope, intercept, se = ols(x, t)
     return dict(slope=float(slope), stderr=float(se), intercept=float(intercept), n=int(len(x)))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine import figures
 from ..errors import ConfigError
 from .detect import PHASES, fit_log_eps
 
@@ -24,11 +25,7 @@ BOUNDARIES = {"t_I_II": "t I→II (condensed)", "t_II_III": "t II→III (plateau
 
 
 def _figure(nrows: int = 1, ncols: int = 1, size=(5.4, 4.0), sharex=False):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows))
-    axes = fig.subplots(nrows, ncols, sharex=sharex, squeeze=False)
-    return fig, axes
+    return figures.figure(nrows, ncols, (size[0] * ncols, size[1] * nrows), sharex=sharex, layout=None)
 
 
 def phase_spans(run, t_first: float, t_last: float) -> list[tuple[str, float, float]]:
@@ -173,12 +170,6 @@ def pick_runs(runs, k: int = 2) -> list[int]:
     return list(dict.fromkeys(int(r) for r in picks))[:k]
 
 
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
-
-
 def figures_from_dir(path: Path, out_dir: Path | None = None) -> list[Path]:
     """The four-phase figures of a result directory: a timeline and an arrows panel for a couple of
     runs (with per-neuron records), and the sweep figure; returns the PNG paths."""
@@ -189,17 +180,17 @@ def figures_from_dir(path: Path, out_dir: Path | None = None) -> list[Path]:
     runs = store.read_table(path, "runs")
     if "phases" not in runs:
         raise ConfigError(f"{str(path)!r} is not a four-phase sweep (its runs table has no phase columns)")
-    paths = [_save(sweep_figure(runs), out_dir / "phase_times.png")]
+    paths = [figures.save(sweep_figure(runs), out_dir / "phase_times.png")]
     has_neurons = (path / "neurons").is_dir()
     neuron_ids = set(store.read_table(path, "neurons", columns=["run_id"])["run_id"].unique()) if has_neurons else set()
     candidates = runs[runs["run_id"].isin(neuron_ids)] if neuron_ids else runs
     for rid in pick_runs(candidates):
         run = runs[runs["run_id"] == rid].iloc[0]
         series = store.read_table(path, "series", filters=[("run_id", "==", rid)])
-        paths.append(_save(timeline_figure(run, series), out_dir / f"timeline_run{rid}.png"))
+        paths.append(figures.save(timeline_figure(run, series), out_dir / f"timeline_run{rid}.png"))
         if rid in neuron_ids:
             neurons = store.read_table(path, "neurons", filters=[("run_id", "==", rid)])
-            paths.append(_save(arrows_figure(run, neurons), out_dir / f"neurons_run{rid}.png"))
+            paths.append(figures.save(arrows_figure(run, neurons), out_dir / f"neurons_run{rid}.png"))
     return paths
 
 

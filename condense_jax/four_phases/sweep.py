@@ -197,12 +197,11 @@ def bytes_per_run(fspec, x) -> float:
 
 def plan_four_phases(spec: FourPhaseSweep):
     """The sweep's sweep.Plan: every data point generated and checked, chunks ready."""
-    import hashlib
 
-    from ..engine.plan import Plan
+    from ..engine.plan import Plan, array_digest
 
     data = {pt: load_data(spec, *pt) for pt in points(spec)}  # every point checked before any run
-    digest = hashlib.sha256(b"".join(np.ascontiguousarray(v).tobytes() for xy in data.values() for v in xy)).hexdigest()[:16]
+    digest = array_digest(*(v for xy in data.values() for v in xy))
     extra = {"data_sha256": digest}
     n_runs = len(spec.widths) * len(data) * len(spec.init_scales) * len(spec.seeds)
     return Plan({**spec.to_dict(), **extra}, spec.config_hash(extra), n_runs, spec.name, _chunks(spec, data))

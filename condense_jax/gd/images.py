@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.datafiles import check_real_finite
+from ..engine.datafiles import check_real_finite, load_digits, subsample
 from ..errors import ConfigError
 from . import data as _data
 
@@ -26,13 +26,6 @@ SOURCES = ("digits", "synthetic")
 synthetic_images = _data.synthetic_images  # one seeded generator for the whole package (see data.py)
 
 
-def load_digits() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled 8×8 digits (no network): x (1797, 8, 8, 1) = pixel / 16 in [0, 1],
-    y (1797,) the digit 0…9."""
-    from sklearn.datasets import load_digits as _sk_digits
-
-    d = _sk_digits()
-    return np.asarray(d.images, np.float64)[..., None] / 16.0, np.asarray(d.target, np.int64)
 
 
 # ---------------------------------------------------------------------------
@@ -200,15 +193,6 @@ def load_image_data(name_or_path, n: int | None = None, seed: int = 0, split: st
     return (x, y) if n is None else subsample(x, y, n, seed)
 
 
-def subsample(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """n images drawn without replacement by np.random.default_rng(seed), kept in their original
-    order (the paper trains on 500). The same pick as the train sweep's `n`/`data_seed`."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= len(x):
-        raise ConfigError(f"n must be an integer from 1 to the {len(x)} images of the data set, got {n!r}")
-    if len(y) != len(x):
-        raise ConfigError(f"subsample: x has {len(x)} images but y has {len(y)} labels")
-    pick = np.sort(np.random.default_rng(seed).choice(len(x), int(n), replace=False))
-    return x[pick], y[pick]
 
 
 # ---------------------------------------------------------------------------

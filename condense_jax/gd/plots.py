@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine import figures
+from ..engine.stats import ols
 from ..errors import ConfigError
 
 MAX_LINES = 8  # runs drawn in one loss figure
@@ -37,50 +39,28 @@ def read_runs(path: Path):
     """The runs table sorted by run_id."""
     from ..engine import store
 
-    return store.read_table(path, "runs").sort_values("run_id", ignore_index=True)
+    return store.read_runs(path)
 
 
 def read_series(path: Path, run_ids=None):
-    """The training series (optionally only some runs) sorted by run_id then step; empty if absent.
-
-    (`store.read_series` sorts by the ODE's `tau`, which training tables do not have.)
-    """
-    import pandas as pd
-
+    """The training series (optionally only some runs) sorted by run_id then step; empty if absent."""
     from ..engine import store
 
-    p = Path(path) / "series"
-    if not p.exists():
-        return pd.DataFrame(columns=["run_id", "step", "loss"])
-    filters = [("run_id", "in", [int(r) for r in run_ids])] if run_ids is not None else None
-    df = store.read_table(path, "series", filters=filters)
-    return df.sort_values(["run_id", "step"], ignore_index=True)
+    return store.read_series(path, run_ids, empty_columns=["run_id", "step", "loss"])
 
 
 def read_cosines(path: Path, run_ids=None):
     """The cosines table (run_id, step, layer, width, cos) or an empty frame if the folder is missing."""
-    import pandas as pd
-
     from ..engine import store
 
-    p = Path(path) / "cosines"
-    if not p.exists():
-        return pd.DataFrame(columns=["run_id", "step", "layer", "width", "cos"])
-    filters = [("run_id", "in", [int(r) for r in run_ids])] if run_ids is not None else None
-    df = store.read_table(path, "cosines", filters=filters)
-    return df.sort_values(["run_id", "layer", "step"], ignore_index=True)
+    return store.read_rows(path, "cosines", run_ids, ("run_id", "layer", "step"), ["run_id", "step", "layer", "width", "cos"])
 
 
 # ---------------------------------------------------------------- helpers
 
 
 def _figure(nrows: int = 1, ncols: int = 1, figsize=(6.0, 4.4)):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig, axes = figures.figure(nrows, ncols, figsize)
     return fig, axes.ravel()
 
 
@@ -515,13 +495,13 @@ def cnn_figures(path: Path, runs, out_dir: Path) -> list[Path]:
         try:  # the data may have moved since the sweep ran: then no spectrum, the rest still drawn
             spec = TrainSweep.from_mapping(cfg, "manifest")
             x, y = train_sweep.load_data(spec)
-            written.append(_save(z_spectrum_figure(x, np.asarray(y, float), spec.kernel_size), out_dir / "z_spectrum.png"))
+            written.append(figures.save(z_spectrum_figure(x, np.asarray(y, float), spec.kernel_size), out_dir / "z_spectrum.png"))
         except ConfigError:
             pass
     if (path / "cosines").exists():
         cos = read_cosines(path)
         for rid in sorted(cos.loc[cos["layer"] == "kernels_conv1", "run_id"].unique())[:4]:
-            written.append(_save(kernel_figure(cos, int(rid)), out_dir / f"kernels_run{int(rid)}.png"))
+            written.append(figures.save(kernel_figure(cos, int(rid)), out_dir / f"kernels_run{int(rid)}.png"))
     return written
 
 
@@ -573,7 +553,7 @@ def _escape_scaling(ax, runs, meas, pred, escaped) -> None:
         return
     ax.scatter(eps[escaped], meas[escaped], s=12, alpha=0.5, color="C0", label="measured (each run)")
     med = np.array([np.median(meas[escaped & (eps == e)]) for e in levels])
-    slope, icpt = np.polyfit(np.log(levels), np.log(med), 1)
+    slope, icpt, _ = ols(np.log(levels), np.log(med))
     ax.plot(levels, np.exp(icpt) * levels**slope, "C0-", lw=1.2, label=f"fit to the medians: slope {slope:.3f}")
     has = escaped & np.isfinite(pred) & (pred > 0)
     if has.any():
@@ -586,12 +566,6 @@ def _escape_scaling(ax, runs, meas, pred, escaped) -> None:
 
 
 # ---------------------------------------------------------------- a result directory
-
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
 
 
 def figures_from_dir(path: Path, out_dir: Path | None = None) -> list[Path]:
@@ -616,20 +590,20 @@ def figures_from_dir(path: Path, out_dir: Path | None = None) -> list[Path]:
         a2_ids = pick_train_runs(r, k=4)
         series = read_series(path, sorted(set(picked) | set(a2_ids))) if has_series else None
         if series is not None and len(series) and "loss" in series:
-            written.append(_save(loss_figure(r, series, picked), out_dir / f"loss_{tag}.png"))
+            written.append(figures.save(loss_figure(r, series, picked), out_dir / f"loss_{tag}.png"))
         if model == "deep-linear" and series is not None and _sv_columns(series):
-            written.append(_save(matrix_factorisation_figure(series, r), out_dir / "matrix_factorisation.png"))
+            written.append(figures.save(matrix_factorisation_figure(series, r), out_dir / "matrix_factorisation.png"))
         if model == "three-layer" and series is not None and "a2_in" in series:
             for rid in a2_ids:
                 w = int(r.loc[r["run_id"] == rid, "width"].iloc[0])
                 if (series["run_id"] == rid).any():
-                    written.append(_save(assumption2_figure(series, rid, width=w), out_dir / f"assumption2_run{rid}.png"))
+                    written.append(figures.save(assumption2_figure(series, rid, width=w), out_dir / f"assumption2_run{rid}.png"))
 
     if ("escape_step" in runs and "predicted_escape_step" in runs and np.isfinite(_num(runs["predicted_escape_step"])).any()
             and np.isfinite(_num(runs["escape_step"])).any()):
-        written.append(_save(escape_figure(runs), out_dir / "escape.png"))
+        written.append(figures.save(escape_figure(runs), out_dir / "escape.png"))
     if "max_pos_sum" in runs and ((runs["model"] == "three-layer") & runs["max_pos_sum"].notna()).any():
-        written.append(_save(max_pos_sum_figure(runs), out_dir / "max_pos_sum.png"))
+        written.append(figures.save(max_pos_sum_figure(runs), out_dir / "max_pos_sum.png"))
 
     if "cnn" in models:
         written += cnn_figures(path, runs[runs["model"] == "cnn"], out_dir)
@@ -641,7 +615,7 @@ def figures_from_dir(path: Path, out_dir: Path | None = None) -> list[Path]:
             for rid in ids:
                 if ((cos["run_id"] == rid) & (cos["layer"] == layer)).any():
                     fig = cosine_heatmaps(cos, rid, layer=layer)
-                    written.append(_save(fig, out_dir / f"cosines_{layer}_run{rid}.png"))
+                    written.append(figures.save(fig, out_dir / f"cosines_{layer}_run{rid}.png"))
     return written
 
 

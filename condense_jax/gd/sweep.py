@@ -9,12 +9,11 @@ Host code only: the numerics live in train.py, metrics.py and escape.py.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from ..engine.datafiles import load_xy
-from ..engine.plan import seed_keys
+from ..engine.plan import array_digest, seed_keys
 from ..errors import ConfigError
 from .spec import TrainSweep
 
@@ -48,27 +47,17 @@ def load_data(spec: TrainSweep):
 
 
 def _image_data(spec: TrainSweep):
-    """Images (n, H, W, C) in [0, 1] and labels: the bundled digits or an images .npz (x, y),
-    `n` of them sampled without replacement with data_seed; MSE regresses on the label value."""
-    if spec.data == "synthetic":
-        from . import data
+    """Images (n, H, W, C) in [0, 1] and labels: the bundled digits, synthetic images, or the user's
+    files (images.load_image_data), `n` of them sampled without replacement with data_seed
+    (datafiles.subsample); MSE regresses on the label value."""
+    from . import images
 
-        x, labels = data.synthetic_images(spec.n, seed=spec.data_seed, classes=10 if spec.loss == "cross_entropy" else 2)
-    elif spec.data == "digits":
-        from sklearn.datasets import load_digits
-
-        d = load_digits()
-        x, labels = d.images[..., None] / 16.0, d.target
-    elif spec.data in ("tanh", "separable", "fig3"):
+    if spec.data in ("tanh", "separable", "fig3"):
         raise ConfigError(f"data {spec.data!r} is not an image set; the cnn takes 'digits' or an .npz with x (n, H, W[, C]), y (n,)")
-    elif Path(spec.data).is_dir():  # the user's MNIST IDX pair or CIFAR-10 batches
-        from . import images
-
-        x, labels = images.load_image_dir(spec.data)
+    if spec.data == "synthetic":
+        x, labels = images.synthetic_images(spec.n, seed=spec.data_seed, classes=10 if spec.loss == "cross_entropy" else 2)
     else:
-        from . import data
-
-        x, labels = data.load_images(spec.data)
+        x, labels = images.load_image_data(spec.data)
     if spec.n > len(x):
         raise ConfigError(f"n = {spec.n} images asked for, the data set has {len(x)}")
     side = min(x.shape[1], x.shape[2])
@@ -77,8 +66,7 @@ def _image_data(spec: TrainSweep):
         raise ConfigError(f"{spec.conv_layers} conv layer(s) of {spec.kernel_size}×{spec.kernel_size} kernels do not fit "
                           f"{x.shape[1]}×{x.shape[2]} images (each shrinks the side by {spec.kernel_size - 1}); use a "
                           "smaller kernel_size or fewer conv_layers")
-    pick = np.sort(np.random.default_rng(spec.data_seed).choice(len(x), spec.n, replace=False))
-    x, labels = x[pick], labels[pick]
+    x, labels = images.subsample(x, labels, spec.n, spec.data_seed)
     return x, (labels.astype(np.int64) if spec.loss == "cross_entropy" else labels.astype(np.float64))
 
 
@@ -417,11 +405,5 @@ def plan_train_sweep(spec: TrainSweep):
             f"activation {spec.activation!r} is not smooth with σ'(0) ≠ 0 at 0: the effective model (3.6) does not "
             "apply, predicted_escape_step is left NaN", stacklevel=2)
     g = grid(spec)
-    extra = {"data_sha256": _digest(x, y)}
+    extra = {"data_sha256": array_digest(x, y)}
     return Plan({**spec.to_dict(), **extra}, spec.config_hash(extra), len(g), spec.name, _chunks(spec, g, x, y))
-
-
-def _digest(x, y) -> str:
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(x).tobytes() + np.ascontiguousarray(y).tobytes()).hexdigest()[:16]

@@ -37,6 +37,7 @@ import numpy as np
 import optimistix
 
 from ..engine.devices import enable_dtype
+from ..engine.plan import pad_rows
 from . import effective, theory
 
 STATUSES = ("blowup", "no_blowup", "max_steps", "nonfinite")
@@ -837,11 +838,7 @@ def chunk_ranges(n: int, chunk_size: int) -> list[tuple[int, int]]:
 def solve_range(solve_one: Callable, arrays: list, lo: int, hi: int, chunk_size: int) -> BlowupResult:
     """`solve_one` on rows [lo, hi) of `arrays`, padded to `chunk_size` rows by repeating the first
     (so one compiled shape serves every chunk); the padding is dropped from the result."""
-    chunk = [v[lo:hi] for v in arrays]
-    pad = chunk_size - (hi - lo)
-    if pad > 0:
-        chunk = [np.concatenate([v, np.repeat(v[:1], pad, 0)]) for v in chunk]
-    res = solve_one(*chunk)
+    res = solve_one(*(pad_rows(v[lo:hi], chunk_size) for v in arrays))
     keep = hi - lo
     runs = {k: np.asarray(v)[:keep] for k, v in res.runs.items()}
     series = {k: (v[:keep] if np.ndim(v) == 2 else v) for k, v in res.series.items() if k != "final_theta"}

@@ -6,17 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine import figures
 from ..errors import ConfigError
 from . import theory
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def pick_runs(runs, k: int = 3):
@@ -44,11 +36,12 @@ def tstar_bounds_figure(runs, series, path: Path, run_ids=None) -> Path:
     envelope (3.15) and Theorem 2's upper envelope (4.21), both started at the final-stage time
     t_fs, the latter with C the running maximum of the measured C(t) = Ė/(3E^(4/3)) from t_fs on."""
     _require_three_layer(runs)
-    plt = _pyplot()
+    import matplotlib
+
     has = runs[np.isfinite(runs["t_star"]) & (runs["E0"] > 0)]
     if has.empty:
         raise ConfigError("no run with a finite T* and E0 > 0: nothing to draw against Theorem 1's bound")
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.6))
+    fig, ((ax1, ax2),) = figures.figure(1, 2, (11, 4.6), layout="tight")
     bound, ts = has["t_star_thm1_bound"].to_numpy(), has["t_star"].to_numpy()
     widths = has["width"].to_numpy()
     for w in np.unique(widths):
@@ -63,7 +56,7 @@ def tstar_bounds_figure(runs, series, path: Path, run_ids=None) -> Path:
 
     run_ids = pick_runs(runs) if run_ids is None else run_ids
     lefts = []
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for color, rid in zip(colors, run_ids):
         run = runs[runs["run_id"] == rid].iloc[0]
         s = series[series["run_id"] == rid].sort_values("t")
@@ -93,12 +86,7 @@ def tstar_bounds_figure(runs, series, path: Path, run_ids=None) -> Path:
     ax2.invert_xaxis()
     ax2.set_title("E(t) from t_fs: Thm 1 lower (dotted), Thm 2 upper (dashed)")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return figures.save(fig, path)
 
 
 def tstar_figure_from_dir(out: Path, path: Path | None = None) -> Path:
@@ -114,12 +102,8 @@ def tstar_figure_from_dir(out: Path, path: Path | None = None) -> Path:
 
 
 def _figure(ncols: int, size=(5.4, 4.4)):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(size[0] * ncols, size[1]), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, list(fig.subplots(1, ncols, squeeze=False).ravel())
+    fig, axes = figures.figure(1, ncols, (size[0] * ncols, size[1]))
+    return fig, list(axes.ravel())
 
 
 def ratio_figure(runs, series, run_ids=None):
@@ -227,8 +211,7 @@ def theory_figures_from_dir(out: Path, fig_dir: Path | None = None) -> tuple[lis
     series = store.read_series(out, list(runs["run_id"]))
     for name, make in (("tstar_ratio", lambda: ratio_figure(runs, series, chosen)), ("tstar_scaling", lambda: scaling_figure(runs, series))):
         fig = make()
-        fig.savefig(fig_dir / f"{name}.png", dpi=120)
-        written.append(fig_dir / f"{name}.png")
+        written.append(figures.save(fig, fig_dir / f"{name}.png"))
     ok = runs[(runs["status"] == "blowup") & np.isfinite(runs["t_star"])]
     imb = theory.initial_imbalance(series[series["run_id"].isin(ok["run_id"])])
     numbers = dict(

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.execute import execute
-from ..engine.plan import Chunk, Plan
+from ..engine.plan import Chunk, Plan, array_digest, pad_rows
 from .spec import OdeSweep
 
 RUN_COLUMNS = (
@@ -113,7 +113,7 @@ def ode_chunks(spec: OdeSweep) -> list[Chunk]:
             from .blowup import lower_first_segment
 
             arrays, padded = arrays_of(lo, hi)
-            arrays = [np.concatenate([v, np.repeat(v[:1], padded - len(v), 0)]) for v in arrays]
+            arrays = [pad_rows(v, padded) for v in arrays]
             return lower_first_segment(*arrays, solver_options(spec))
 
         for lo, hi in chunk_ranges(len(group), size):
@@ -126,9 +126,8 @@ def ode_chunks(spec: OdeSweep) -> list[Chunk]:
 
 def run_ode_init(a, b, c, out: Path, spec: OdeSweep, source: str, progress: bool = True, resume: bool = False) -> dict:
     """Solve explicit starts (from `condense ode --init`), one row per start in file order."""
-    import hashlib
 
-    digest = hashlib.sha256(b"".join(np.ascontiguousarray(v).tobytes() for v in (a, b, c))).hexdigest()[:16]
+    digest = array_digest(a, b, c)
     config = {**spec.to_dict(), "init_file": source, "init_sha256": digest, "widths": [a.shape[1]], "seeds": None}
     chunks = _init_chunks(a, b, c, solver_options(spec), spec.chunk_size)
     return execute(Plan(config, spec.config_hash({"init_sha256": digest}), len(a), spec.name, chunks), out, progress, resume)

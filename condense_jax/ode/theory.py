@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engine.stats import ols
+
 
 def _cube_root_inverse(e):
     e = np.asarray(e, dtype=np.float64)
@@ -123,10 +125,7 @@ def power_law_fit(x, y, groups=None) -> dict:
         n_par = 1 + len(np.unique(g))
     if lx.size < 2 or np.ptp(lx) == 0:
         return dict(slope=np.nan, stderr=np.nan, intercept=np.nan, n=int(lx.size))
-    slope, intercept = np.polyfit(lx, ly, 1)
-    dof = lx.size - n_par
-    resid = ly - (slope * lx + intercept)
-    se = np.sqrt(resid @ resid / dof / np.sum((lx - lx.mean()) ** 2)) if dof > 0 else np.nan
+    slope, intercept, se = ols(lx, ly, n_par)
     return dict(slope=float(slope), stderr=float(se), intercept=float(intercept) if groups is None else np.nan, n=int(lx.size))
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...engine.stats import ols
 from ...errors import ConfigError
 
 REGIMES = ("linear", "critical", "condensed")
@@ -52,14 +53,8 @@ def width_slope(widths, rd) -> tuple[float, float]:
     lm, lr = np.log(np.asarray(widths, float)), np.log(np.asarray(rd, float))
     if len(np.unique(lm)) < 2:
         return np.nan, np.nan
-    design = np.stack([lm, np.ones_like(lm)], 1)
-    coef, *_ = np.linalg.lstsq(design, lr, rcond=None)
-    dof = len(lm) - 2
-    if dof < 1:
-        return float(-coef[0]), np.nan
-    resid = lr - design @ coef
-    var = resid @ resid / dof / np.sum((lm - lm.mean()) ** 2)
-    return float(-coef[0]), float(np.sqrt(var))
+    slope, _, se = ols(lm, lr)
+    return -slope, se
 
 
 def fit_slope(frame, rd_col: str, width_col: str = "width", seed_col: str = "seed") -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...engine import figures
 from ...errors import ConfigError
 from . import fit as phase
 
@@ -24,10 +25,8 @@ LABELS = {
 
 
 def _figure(ncols: int = 1, size=(5.6, 4.8)):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(size[0] * ncols, size[1]))
-    return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    fig, axes = figures.figure(1, ncols, (size[0] * ncols, size[1]), layout=None)
+    return fig, list(axes.ravel())
 
 
 def _layers(table) -> list[str]:
@@ -196,15 +195,13 @@ def phase_from_dir(path: Path, out_dir: Path | None = None, k: float = 2.0, tol:
     out_dir.mkdir(parents=True, exist_ok=True)
     coords = tuple(coords) if coords else None
     for name, fig in (("phase_diagram", phase_figure(table, coords)), ("phase_rd_width", rd_width_figure(runs, table, coords=coords))):
-        fig.savefig(out_dir / f"{name}.png", dpi=120)
-        written.append(out_dir / f"{name}.png")
+        written.append(figures.save(fig, out_dir / f"{name}.png"))
     try:
         fig = score_figure(table, coords)
     except ConfigError:
         fig = None
     if fig is not None:
-        fig.savefig(out_dir / "phase_scores.png", dpi=120)
-        written.append(out_dir / "phase_scores.png")
+        written.append(figures.save(fig, out_dir / "phase_scores.png"))
     return table, written
 
 
