@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from condense_jax import cli
 from condense_jax.engine import execute as engine_execute
 
+pytestmark = pytest.mark.slow  # fresh processes or end-to-end sweeps (conftest.py)
+
 SETTINGS = settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", 60)), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 

@@ -13,6 +13,8 @@ from condense_jax import cli, kinds
 from condense_jax.engine import cluster, store
 from condense_jax.kinds import parse_spec
 
+pytestmark = pytest.mark.slow  # fresh processes or end-to-end sweeps (conftest.py)
+
 SPEC = """
 kind = "four_phases"
 name = "small"

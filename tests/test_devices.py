@@ -30,6 +30,8 @@ import pandas as pd
 import pytest
 from device_sweeps import KINDS
 
+pytestmark = pytest.mark.slow  # fresh processes or end-to-end sweeps (conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 HELPER = Path(__file__).with_name("device_sweeps.py")
 COLLECTIVE = re.compile(r"\b(all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter|collective-broadcast|"

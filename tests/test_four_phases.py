@@ -349,4 +349,4 @@ def test_spec_validation():
         FourPhaseSweep(loss="hinge")
     with pytest.raises(ConfigError, match="digits"):
         FourPhaseSweep(data="digits", digits=(3, 3)) and two_class.digit_pair(3, 3)
-    assert FourPhaseSweep(data="digits").n_runs == 1 * 1 * 5 * 64
+    assert FourPhaseSweep(data="digits").n_runs == 1 * 1 * 5 * len(FourPhaseSweep().seeds)  # one data set: no n × Δ axes

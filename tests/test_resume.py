@@ -14,6 +14,8 @@ from helpers import condense
 from condense_jax import cli
 from condense_jax.engine import store
 
+pytestmark = pytest.mark.slow  # fresh processes or end-to-end sweeps (conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 ODE = ["ode", "--widths", "6", "10", "--seeds", "48", "--chunk-size", "4", "--quiet", "--no-figure"]
 

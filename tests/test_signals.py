@@ -16,6 +16,8 @@ from helpers import condense
 from condense_jax import cli, kinds
 from condense_jax.engine import execute, store
 
+pytestmark = pytest.mark.slow  # fresh processes or end-to-end sweeps (conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

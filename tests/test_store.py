@@ -19,6 +19,8 @@ import pytest
 from condense_jax import cli, kinds, load
 from condense_jax.engine import execute, store
 
+pytestmark = pytest.mark.slow  # fresh processes or end-to-end sweeps (conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 ODE = ["ode", "--widths", "6", "--seeds", "24", "--quiet", "--no-figure"]
 FOUR = ["four-phases", "--widths", "6", "--seeds", "8", "--init-scales", "1e-2", "1e-4", "--n", "20", "--t-max", "60",

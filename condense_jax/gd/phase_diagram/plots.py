@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...engine import figures
+from ...engine.figures import figure as new_figure
+from ...engine.figures import save as save_figure
 from ...errors import ConfigError
 from . import fit as phase
 
@@ -25,7 +26,7 @@ LABELS = {
 
 
 def _figure(ncols: int = 1, size=(5.6, 4.8)):
-    fig, axes = figures.figure(1, ncols, (size[0] * ncols, size[1]), layout=None)
+    fig, axes = new_figure(1, ncols, (size[0] * ncols, size[1]), layout=None)
     return fig, list(axes.ravel())
 
 
@@ -195,13 +196,13 @@ def phase_from_dir(path: Path, out_dir: Path | None = None, k: float = 2.0, tol:
     out_dir.mkdir(parents=True, exist_ok=True)
     coords = tuple(coords) if coords else None
     for name, fig in (("phase_diagram", phase_figure(table, coords)), ("phase_rd_width", rd_width_figure(runs, table, coords=coords))):
-        written.append(figures.save(fig, out_dir / f"{name}.png"))
+        written.append(save_figure(fig, out_dir / f"{name}.png"))
     try:
         fig = score_figure(table, coords)
     except ConfigError:
         fig = None
     if fig is not None:
-        written.append(figures.save(fig, out_dir / "phase_scores.png"))
+        written.append(save_figure(fig, out_dir / "phase_scores.png"))
     return table, written
 
 
