@@ -1,12 +1,13 @@
-"""The `condense` command line.
+"""The `condense` command line: argparse over the registry of sweep kinds (kinds.py).
 
-    condense run [SPEC]            a sweep from a TOML spec (default: the built-in quickstart)
-    condense ode [flags] --out DIR an effective-ODE sweep from flags, or from explicit starts (--init)
-    condense train [flags] --out DIR  gradient-descent training from small init, seeds × scales
-    condense plot tstar DIR        T* against Theorem 1, and E(t) between its envelopes
-    condense plot train DIR        the training figures (loss, cosine heatmaps, Assumption 2, escape)
+    condense run [SPEC]               any sweep from a TOML spec (default: the built-in quickstart)
+    condense ode | train | four-phases [flags] --out DIR
+                                      one kind's sweep from flags (defaults: its spec dataclass)
+    condense phase DIR                the phase diagram of a training sweep over ≥ 2 widths
+    condense plot tstar|theory|train|phases DIR   a kind's figures, redrawn
+    condense report DIR               one self-contained HTML page of a sweep
 
-Bad input ends with one line `condense: error: …` and exit code 2; nothing is written.
+Bad input ends with one line `condense …: error: …` and exit code 2; nothing is written.
 Heavy imports (JAX, pandas) happen only once a command runs, so `--help` is instant.
 """
 

@@ -1,4 +1,5 @@
-"""Inputs from the user's files. For now: explicit starts of the effective ODE from an .npz file."""
+"""The training data: the paper's tanh regression, separable classes, Fig. 3's matrix targets
+(completion and sensing), synthetic images, and the user's image and sensing files."""
 
 from __future__ import annotations
 
