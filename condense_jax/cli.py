@@ -151,26 +151,23 @@ def _lr_drop(text: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError(f"--lr-drop takes STEP:LR (e.g. 205000:5e-4), got {text!r}") from None
 
 
+def _spec_from_flags(spec, args, renames: dict | None = None, **fixed):
+    """The spec dataclass from a sweep command's flags: every field whose flag (its name, or
+    `renames[field]`) was given; the dataclass's default otherwise (the one source of defaults).
+    Lists become tuples; `fixed` gives fields computed from several flags."""
+    renames = renames or {}
+    values = {}
+    for field in dataclasses.fields(spec):
+        value = getattr(args, renames.get(field.name, field.name), None)
+        if value is not None:
+            values[field.name] = tuple(value) if isinstance(value, list) else value
+    return spec(**{**values, **fixed})
+
+
 def cmd_train(args) -> int:
-    seeds = _seeds(args)
-    spec = TrainSweep(
-        model=args.model, widths=tuple(args.widths), seeds=seeds,
-        init_scales=tuple(args.init_scales) if args.init_scales else None,
-        scale_exponents=tuple(args.scale_exponents) if args.scale_exponents else None,
-        gammas=tuple(args.gammas) if args.gammas else None,
-        gamma_primes=tuple(args.gamma_primes) if args.gamma_primes else None,
-        layer_scales=tuple(args.layer_scales) if args.layer_scales else None,
-        alpha=args.alpha, activation=args.activation, bias=args.bias,
-        data=args.data or ("digits" if args.model == "cnn" else "tanh"), n=args.n, grid=args.grid,
-        conv_layers=args.conv_layers, kernel_size=args.kernel_size, hidden=args.hidden, loss=args.loss,
-        conv_fan_gamma=args.conv_fan_gamma,
-        data_seed=args.data_seed, lr=args.lr, lr_ntk=args.lr_ntk, lr_drops=tuple(args.lr_drop or ()), optimizer=args.optimizer,
-        steps=args.steps, n_records=args.records,
-        record_steps=tuple(args.record_steps) if args.record_steps else None,
-        cosine_steps=tuple(args.cosine_steps) if args.cosine_steps else None, cosine_seeds=args.cosine_seeds,
-        escape_fraction=args.escape_fraction, cos_threshold=args.cos_threshold, loss_threshold=args.loss_threshold,
-        diverge_factor=args.diverge_factor, dtype=args.dtype, top_k=args.top_k, predict_escape=not args.no_predict,
-        chunk_size=args.chunk_size, name=args.name,
+    spec = _spec_from_flags(
+        TrainSweep, args, {"n_records": "records", "lr_drops": "lr_drop"}, seeds=_seeds(args),
+        data=args.data or ("digits" if args.model == "cnn" else "tanh"), predict_escape=not args.no_predict,
     )
     from .gd.models import activations
 
@@ -180,41 +177,16 @@ def cmd_train(args) -> int:
 
 
 def cmd_four_phases(args) -> int:
-    fields = ("widths", "init_scales", "n", "delta", "spread", "d", "positive_fraction", "negative_norm", "data",
-              "data_seed", "allow_nonseparable", "loss", "init", "method", "t_min", "t_max", "n_records", "lr", "lr_rel",
-              "lr_max", "dtype", "loss_threshold", "diverge_factor", "neuron_seeds", "cos_tol", "chunk_size", "name")
-    given = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
-    if args.digits is not None:
-        given["digits"] = tuple(args.digits)
-    seeds = _seeds(args)
-    spec = FourPhaseSweep(seeds=seeds, **given)
+    spec = _spec_from_flags(FourPhaseSweep, args, seeds=_seeds(args))
     out = Path(args.out)
     print(f"four-phase sweep: {spec.n_runs} runs -> {out}")
     return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run, args.max_memory)
 
 
 def cmd_ode(args) -> int:
-    seeds = _seeds(args)
     if args.init and args.depth != 3:
         raise ConfigError(f"--init gives three-layer starts (a, b, c); --depth {args.depth} cannot be used with it")
-    spec = OdeSweep(
-        widths=tuple(args.widths),
-        seeds=seeds,
-        scale_a=tuple(args.scale_a),
-        scale_b=tuple(args.scale_b),
-        scale_c=tuple(args.scale_c),
-        depth=args.depth,
-        rtol=args.rtol,
-        atol=args.atol if args.atol is not None else args.rtol,
-        tau_max=args.tau_max,
-        series_dtau=args.series_dtau,
-        chunk_size=args.chunk_size,
-        pair_counts=args.pair_counts,
-        stepping=args.stepping,
-        series_t=tuple(args.series_t) if args.series_t is not None else None,
-        series_E=tuple(args.series_E) if args.series_E is not None else None,
-        name=args.name,
-    )
+    spec = _spec_from_flags(OdeSweep, args, seeds=_seeds(args), atol=args.atol if args.atol is not None else args.rtol)
     out = Path(args.out)
     if not args.init:
         return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run, args.max_memory)
@@ -369,13 +341,8 @@ def _gib(text: str) -> float:
     return v
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="condense",
-        description="Sweep the training dynamics of small-initialised networks. Start with `condense run`.",
-    )
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
+def _run_command(sub) -> None:
+    """`condense run [SPEC]`: any sweep from a TOML spec, here or as a job array."""
     r = sub.add_parser("run", help="run a sweep from a TOML spec (default: the built-in quickstart)",
                        description="Run a sweep from a TOML spec file, or by name from sweeps/. "
                        "Without a spec, runs the built-in quickstart (its measured times: the README's table of sweep times).")
@@ -397,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--no-wait", action="store_true", help="return after submitting; finish later with --resume")
     r.set_defaults(func=cmd_run)
 
+
+def _ode_command(sub) -> None:
+    """`condense ode`: the effective-ODE sweep from flags (defaults: OdeSweep)."""
     o = sub.add_parser(
         "ode",
         help="effective ODE (3.10) to blow-up: T*, bounds, final stage, condensation",
@@ -428,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_flags(o)
     o.set_defaults(func=cmd_ode)
 
+
+def _train_command(sub) -> None:
+    """`condense train`: the gradient-descent sweep from flags (defaults: TrainSweep)."""
     tr = sub.add_parser(
         "train",
         help="gradient-descent training from small init over widths × init scales × seeds",
@@ -484,6 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_flags(tr)
     tr.set_defaults(func=cmd_train)
 
+
+def _phase_command(sub) -> None:
+    """`condense phase DIR`: the phase diagram of a training sweep."""
     ph = sub.add_parser(
         "phase", help="phase diagram of a training sweep: width slopes of RD, regimes, figures",
         description="Fit RD ∝ m^(−S) over the widths at every grid point of a training sweep, classify it "
@@ -497,6 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--output", help="figure directory (default: RESULT/figures)")
     ph.set_defaults(func=cmd_phase)
 
+
+def _four_phases_command(sub) -> None:
+    """`condense four-phases`: the four-phase sweep from flags (defaults: FourPhaseSweep)."""
     fp = sub.add_parser(
         "four-phases",
         help="the four phases of a two-layer ReLU classifier from small init, detected per run",
@@ -538,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_flags(fp)
     fp.set_defaults(func=cmd_four_phases)
 
+
+def _report_command(sub) -> None:
+    """`condense report DIR`."""
     rp = sub.add_parser("report", help="one self-contained HTML page summarising a sweep",
                         description="Write RESULT/report.html: configuration and provenance, status counts, a summary "
                         "of the runs table and every figure that applies, embedded as PNG (open it in a browser).")
@@ -545,6 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--output", help="HTML path (default: RESULT/report.html)")
     rp.set_defaults(func=cmd_report)
 
+
+def _plot_command(sub) -> None:
+    """`condense plot NAME DIR`: a kind's figures, redrawn."""
     pl = sub.add_parser("plot", help="figures from a result directory")
     plsub = pl.add_subparsers(dest="figure", required=True, parser_class=_Parser)
     t = plsub.add_parser("tstar", help="T* against Theorem 1's bound, E(t) between its envelopes")
@@ -563,6 +548,22 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("result", help="result directory written by `condense four-phases` or `condense run`")
     pp.add_argument("--output", help="folder for the PNGs (default: RESULT/figures)")
     pp.set_defaults(func=cmd_plot)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="condense",
+        description="Sweep the training dynamics of small-initialised networks. Start with `condense run`.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    _run_command(sub)
+    _ode_command(sub)
+    _train_command(sub)
+    _phase_command(sub)
+    _four_phases_command(sub)
+    _report_command(sub)
+    _plot_command(sub)
     return p
 
 

@@ -73,6 +73,12 @@ def test_rerun_same_config_is_accepted_and_different_config_refused(small_sweep,
     assert code == 2
     assert err.count("\n") == 1 and "different configuration" in err
     assert snapshot(small_sweep) == before  # nothing touched
+    runs = pd.read_parquet(small_sweep / "runs").sort_values("run_id", ignore_index=True)
+    code, out, err = run_cli(["ode", "--out", str(small_sweep), "--widths", "4", "6", "--seeds", "3", "--scale-c", "1", "0.5",
+                              "--quiet"], capsys)
+    assert code == 0 and err == "" and "wrote 12 runs" in out  # the same configuration: run again, accepted
+    again = pd.read_parquet(small_sweep / "runs").sort_values("run_id", ignore_index=True)
+    pd.testing.assert_frame_equal(runs, again)  # and the same numbers
 
 
 def test_init_file_one_row_per_start_in_file_order(tmp_path, capsys):

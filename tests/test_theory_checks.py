@@ -4,24 +4,24 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 
 from condense_jax.cli import main
 from condense_jax.errors import ConfigError
-from condense_jax.ode import blowup, plots, theory
+from condense_jax.ode import blowup, effective, plots, theory
 
 
 def test_energy_derivative_is_the_sum_of_squares():
-    """Ė = ‖bc‖² + ‖bᵀa‖² + ‖a‖²‖c‖² along (3.10) (the proof of Theorem 2), by autodiff."""
+    """effective.energy_rate = Ė along effective.vector_field (3.10), by autodiff of effective.energy:
+    ‖bc‖² + ‖bᵀa‖² + ‖a‖²‖c‖² (the proof of Theorem 2), at random starts of several widths."""
     rng = np.random.default_rng(0)
-    a, b, c = rng.standard_normal(5), rng.standard_normal((5, 5)), rng.standard_normal(5)
-    energy = lambda a, b, c: a @ b @ c
-    field = (b @ c, jnp.outer(a, c), b.T @ a)  # (3.10): ȧ = bc, ḃ = acᵀ, ċ = bᵀa
-    _, e_dot = jax.jvp(energy, (a, b, c), field)
-    assert float(e_dot) == pytest.approx(np.sum((b @ c) ** 2) + np.sum((b.T @ a) ** 2) + (a @ a) * (c @ c), rel=1e-12)
+    for m in (1, 5, 12):
+        a, b, c = rng.standard_normal(m), rng.standard_normal((m, m)), rng.standard_normal(m)
+        _, e_dot = jax.jvp(effective.energy, (a, b, c), tuple(effective.vector_field(a, b, c)))
+        assert float(effective.energy_rate(a, b, c)) == pytest.approx(float(e_dot), rel=1e-12)
+        assert float(e_dot) == pytest.approx(np.sum((b @ c) ** 2) + np.sum((b.T @ a) ** 2) + (a @ a) * (c @ c), rel=1e-12)
 
 
 def test_closed_form_balanced_case_pure_functions():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError
 from . import interrupts, store
 from .plan import Chunk, Plan
 
@@ -115,7 +116,7 @@ def check_memory(plan: Plan, max_memory_gib: float | None = None) -> None:
     if sizes and max(sizes) > limit:
         i = int(np.argmax([c.nbytes if np.isfinite(c.nbytes) else -1 for c in plan.chunks]))
         where = "--max-memory" if max_memory_gib is not None else "80% of this machine's memory"
-        raise store.ConfigError(f"chunk {i} ({_brief(plan.chunks[i].key)}) needs an estimated {max(sizes) / 2**30:.3g} GiB, "
+        raise ConfigError(f"chunk {i} ({_brief(plan.chunks[i].key)}) needs an estimated {max(sizes) / 2**30:.3g} GiB, "
                                 f"more than the {limit / 2**30:.3g} GiB allowed ({where}); lower the width or --chunk-size")
 
 
@@ -199,7 +200,7 @@ def summarise_parts(out: Path, plan: Plan) -> dict:
     parts: dict[str, dict] = {}
     for i, chunk in enumerate(plan.chunks):
         if not chunk_done(out, i, chunk, plan.config_hash):
-            raise store.ConfigError(f"chunk {i} of {str(out)!r} is missing or does not verify; rerun with --resume")
+            raise ConfigError(f"chunk {i} of {str(out)!r} is missing or does not verify; rerun with --resume")
         for table, entry in store.read_receipt(out, i)["tables"].items():
             parts.setdefault(table, {})[store.part_name(i)] = entry
     counts: dict[str, int] = {}

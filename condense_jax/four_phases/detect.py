@@ -1,6 +1,6 @@
 """The four-phase detector (issue #8): phase boundary times of one run from its recorded series.
 
-A run of the two-layer ReLU classifier from small init (relu_flow.py) goes through
+A run of the two-layer ReLU classifier from small init (dynamics.py) goes through
 (I) initial condensation, (II) saddle-to-plateau, (III) plateau escape, (IV) convergence
 (Wang & Ma 2023). On the record times t_k, with the loss L_k, L₀ = L(0) and the local log-log
 slope s_k = Δ log L / Δ log t (central differences), the detector (thresholds in `Detector`) finds:

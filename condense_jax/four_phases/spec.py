@@ -39,14 +39,14 @@ def descent_step_bound(t_max: float, lr: float, lr_rel: float, lr_max: float) ->
 @dataclasses.dataclass(frozen=True)
 class FourPhaseSweep(SweepSpec):
     """A sweep of the two-layer bias-free ReLU classifier (issue #8): widths × n × Δ × init scales ×
-    seeds, each run's four phases detected (phase_detect.py).
+    seeds, each run's four phases detected (detect.py).
 
     Data: "angled" (two classes at angle Δ with an angular `spread`, `positive_fraction` of them
-    positive, the negative class's norms × `negative_norm`; two_class.angled_classes), "orthogonal",
+    positive, the negative class's norms × `negative_norm`; data.angled_classes), "orthogonal",
     "digits" (the pair `digits` of scikit-learn's bundled set) or a user .npz (x, y = ±1). Each
     (n, Δ) point draws its data once with `data_seed`; the seeds draw the inits. Data that no
     hyperplane through the origin separates is refused unless `allow_nonseparable`.
-    `method` "gd" (small-step GD, relu_flow.descent_schedule) or "gf" (Diffrax gradient flow);
+    `method` "gd" (small-step GD, dynamics.descent_schedule) or "gf" (Diffrax gradient flow);
     records on `n_records` log-spaced times in [t_min, t_max].
     """
 

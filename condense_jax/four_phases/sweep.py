@@ -1,8 +1,8 @@
 """Four-phase sweeps (issue #8): expand a FourPhaseSweep into compiled calls, detect, write Parquet.
 
 For each (width, n) one compiled function runs jit(vmap(vmap(run))) over seeds × init scales
-(relu_flow.py), with the data an argument so every Δ of that shape reuses it. Each chunk's records
-go through the detector (phase_detect.py) and are written at once:
+(dynamics.py), with the data an argument so every Δ of that shape reuses it. Each chunk's records
+go through the detector (detect.py) and are written at once:
 
     runs/     one row per run: grid values, status, phase boundary times and flags, final state
     series/   long format on the record times: loss, accuracy, margin, live/dead, pattern changes, …
@@ -24,20 +24,20 @@ NEURON = {"neuron_norm": "norm", "neuron_a": "a", "neuron_cos_pos": "cos_pos", "
 
 def load_data(spec: FourPhaseSweep, n: int, delta: float):
     """(x, y) of one grid point, checked separable through the origin (unless allowed)."""
-    from . import data as two_class
+    from . import data as datasets
 
     if spec.data == "angled":
-        x, y = two_class.angled_classes(n, spec.d, delta, spec.spread, spec.data_seed, spec.positive_fraction, spec.negative_norm)
+        x, y = datasets.angled_classes(n, spec.d, delta, spec.spread, spec.data_seed, spec.positive_fraction, spec.negative_norm)
     elif spec.data == "orthogonal":
-        x, y = two_class.orthogonal_classes(n, max(spec.d, n), spec.data_seed)
+        x, y = datasets.orthogonal_classes(n, max(spec.d, n), spec.data_seed)
     elif spec.data == "digits":
-        x, y = two_class.digit_pair(*spec.digits, n=n, seed=spec.data_seed)
+        x, y = datasets.digit_pair(*spec.digits, n=n, seed=spec.data_seed)
     else:
         from ..engine.datafiles import load_xy
 
         x, y = load_xy(spec.data)
         x = x.reshape(len(x), -1)
-    two_class.check_separable(x, y, f"data {spec.data!r}", allow=spec.allow_nonseparable)
+    datasets.check_separable(x, y, f"data {spec.data!r}", allow=spec.allow_nonseparable)
     return np.asarray(x, float), np.asarray(y, float)
 
 
@@ -65,9 +65,9 @@ def batched(fspec, dirs, x_shape: tuple[int, int]):
     in groups of `group_size` (devices.in_groups: each group vmapped, the groups a loop, split over
     the local devices), so a run's numbers do not depend on the device count."""
     from ..engine.devices import in_groups
-    from . import dynamics as relu_flow
+    from . import dynamics
 
-    one = (relu_flow.make_flow if fspec.method == "gf" else relu_flow.make_descent)(fspec, dirs)
+    one = (dynamics.make_flow if fspec.method == "gf" else dynamics.make_descent)(fspec, dirs)
     return in_groups(one, group_size(fspec, x_shape), n_shared=2)
 
 
@@ -150,7 +150,7 @@ def run_ids(spec: FourPhaseSweep, width: int, point: int, seeds) -> np.ndarray:
 
 
 def _chunks(spec: FourPhaseSweep, data: dict) -> list:
-    """Per width, per data point, chunks of seeds: the sweep's list of sweep.Chunk."""
+    """Per width, per data point, chunks of seeds: the sweep's list of engine.plan.Chunk."""
     from ..engine.plan import Chunk, seed_keys
     from .dynamics import class_directions
 
@@ -196,7 +196,7 @@ def bytes_per_run(fspec, x) -> float:
 
 
 def plan_four_phases(spec: FourPhaseSweep):
-    """The sweep's sweep.Plan: every data point generated and checked, chunks ready."""
+    """The sweep's engine.plan.Plan: every data point generated and checked, chunks ready."""
 
     from ..engine.plan import Plan, array_digest
 

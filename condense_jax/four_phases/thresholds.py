@@ -10,7 +10,7 @@ from ..errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class Detector:
-    """Thresholds of the four-phase detector (phase_detect.py, where each is explained)."""
+    """Thresholds of the four-phase detector (detect.py, where each is explained)."""
 
     cos_tol: float = 0.98
     drop_tol: float = 0.02

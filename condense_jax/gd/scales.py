@@ -59,7 +59,7 @@ def two_layer_coordinates(beta1, beta2, alpha, m):
     β₁ is the std of the input weights w and β₂ that of the output weights a (the CNN paper's
     names, used throughout condense_jax). Luo et al. write the output std first: their
     γ' = −log(β_a/β_w)/log m = −log(β₂/β₁)/log m here, the ratio for which their regimes hold
-    (linear for γ < 1 or γ' > γ − 1, condensed for γ > 1 and γ' < γ − 1; phase.py).
+    (linear for γ < 1 or γ' > γ − 1, condensed for γ > 1 and γ' < γ − 1; gd/phase_diagram/fit.py).
     """
     b1, b2, a = _positive("beta1", beta1), _positive("beta2", beta2), _positive("alpha", alpha)
     logm = np.log(_width(m, 2))

@@ -228,7 +228,7 @@ def bytes_per_run(spec: TrainSweep, tspec, x) -> float:
 
 
 def _chunks(spec: TrainSweep, g, x, y) -> list:
-    """Every width in chunks of seeds: the sweep's list of sweep.Chunk (computed when written).
+    """Every width in chunks of seeds: the sweep's list of engine.plan.Chunk (computed when written).
 
     One compiled call per width covers the whole grid at that width: the vmapped scale of a run is
     ε, or (ε, s_1, …, s_L) when the per-layer multipliers vary over the grid (γ' of the two-layer
@@ -390,7 +390,7 @@ def _cosine_frame(spec, tspec, res, run_ids, seeds):
 
 
 def plan_train_sweep(spec: TrainSweep):
-    """The sweep's sweep.Plan: data loaded and checked, chunks ready (nothing computed)."""
+    """The sweep's engine.plan.Plan: data loaded and checked, chunks ready (nothing computed)."""
     from ..engine.plan import Plan
     from .models import activations
 

@@ -13,6 +13,7 @@ constant learning rates. Condensation metrics and the `condense train` CLI build
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -309,6 +310,39 @@ class Buffers(NamedTuple):
     state: StepState
 
 
+def _forward_backward(model: Model, p):
+    """(R_S, ∇R_S, Fig. 2 positive sum or None) at p. The written-out pass of the three-layer
+    network computes the sum from its own products; otherwise it is model.positive_sum(p)."""
+    if model.value_and_grad is not None:
+        loss, grads, pos = model.value_and_grad(p)
+    else:
+        (loss, grads), pos = jax.value_and_grad(model.loss)(p), None
+    if pos is None and model.positive_sum is not None:
+        pos = model.positive_sum(p)
+    return loss, grads, pos
+
+
+def _forward(model: Model, p):
+    """(R_S, positive sum) at p: the same pass, its backward dead code."""
+    loss, _, pos = _forward_backward(model, p)
+    return loss, pos
+
+
+def _check(spec: TrainSpec, i, loss, pos_now, last_loss, loss0, flags: Flags):
+    """Judge the loss at θ_i: divergence, convergence (engine.freeze), escape step, and fold in
+    the positive sum at θ_i (pos_now; None for a model without one)."""
+    status, stop, escape, pos = flags
+    running = status == freeze.RUNNING
+    bad, done, status = freeze.judge(status, loss, loss0, spec.diverge_factor, spec.loss_threshold)
+    loss = jnp.where(bad, last_loss, loss)
+    status = status.astype(jnp.int32)
+    stop = jnp.where(bad, i - 1, jnp.where(done, i, stop)).astype(jnp.int32)
+    escape = jnp.where((escape < 0) & running & ~bad & (loss <= spec.escape_fraction * loss0), i, escape).astype(jnp.int32)
+    if pos_now is not None:
+        pos = jnp.where(running & ~bad, jnp.maximum(pos, pos_now), pos).astype(jnp.int32)
+    return bad, loss, Flags(status, stop, escape, pos)
+
+
 def make_train(spec: TrainSpec, x, y) -> Callable:
     """A pure `train(key, scale) -> TrainResult` for `spec` on data (x, y).
 
@@ -336,23 +370,9 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
     starts = jnp.asarray(np.concatenate([[0], recorded[:-1]]))
     ends = jnp.asarray(recorded)
     slots = jnp.asarray(_slots(recorded, spec.cosine_recorded()))
-    def forward_backward(p):
-        """(R_S, ∇R_S, Fig. 2 positive sum or None) at p. The written-out pass of the three-layer
-        network computes the sum from its own products; otherwise it is model.positive_sum(p)."""
-        if model.value_and_grad is not None:
-            loss, grads, pos = model.value_and_grad(p)
-        else:
-            (loss, grads), pos = jax.value_and_grad(model.loss)(p), None
-        if pos is None and model.positive_sum is not None:
-            pos = model.positive_sum(p)
-        return loss, grads, pos
-
-    def forward(p):
-        """(R_S, positive sum) at p: the same pass, its backward dead code."""
-        loss, _, pos = forward_backward(p)
-        return loss, pos
-
-    frac = spec.escape_fraction
+    forward_backward = functools.partial(_forward_backward, model)
+    forward = functools.partial(_forward, model)
+    check = functools.partial(_check, spec)
     # optax's sgd state is its update count alone, which equals the step index i while a run runs
     # (a frozen run takes no update), so it is rebuilt from i instead of carried and selected.
     counted = spec.optimizer == "gd"
@@ -360,20 +380,6 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
     # magnitude): a while loop lets a batch stop once all its runs have; without one, a fixed-count
     # loop avoids the per-step select that vmap adds to a while loop's carry
     early_stop = spec.loss_threshold > 0
-
-    def check(i, loss, pos_now, last_loss, loss0, flags: Flags):
-        """Judge the loss at θ_i: divergence, convergence, escape step, and fold in the positive
-        sum at θ_i (pos_now; None for a model without one)."""
-        status, stop, escape, pos = flags
-        running = status == freeze.RUNNING
-        bad, done, status = freeze.judge(status, loss, loss0, spec.diverge_factor, spec.loss_threshold)
-        loss = jnp.where(bad, last_loss, loss)
-        status = status.astype(jnp.int32)
-        stop = jnp.where(bad, i - 1, jnp.where(done, i, stop)).astype(jnp.int32)
-        escape = jnp.where((escape < 0) & running & ~bad & (loss <= frac * loss0), i, escape).astype(jnp.int32)
-        if pos_now is not None:
-            pos = jnp.where(running & ~bad, jnp.maximum(pos, pos_now), pos).astype(jnp.int32)
-        return bad, loss, Flags(status, stop, escape, pos)
 
     x_data = jnp.asarray(x, jnp.dtype(spec.dtype))
 

@@ -13,7 +13,7 @@ Two-layer theory (Luo, Xu, Ma, Zhang, JMLR 2021), in γ = −log(β₁β₂/α)/
 critical on the boundary γ = max(1, 1 + γ') (the mean-field scaling γ = 1, γ' = 0 is on it; NTK,
 γ = 1/2, γ' = 0, is linear).
 
-Pure pandas/NumPy: tables in, tables out. Figures are in phase_plots.py.
+Pure pandas/NumPy: tables in, tables out. Figures are in plots.py.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def phase_table(runs, model: str | None = None, coords=None, k: float = 2.0, tol
     """One row per grid point: coordinates, per layer S_w, its stderr and the regime, the theory's
     regime (two-layer), the condensation scores at the largest width, and the run counts.
 
-    runs: a GD runs table (train_sweep). model defaults to the table's `model` column; coords to
+    runs: a GD runs table (gd/sweep.py). model defaults to the table's `model` column; coords to
     MODEL_COLUMNS[model]["coords"] (x, y of the diagram).
     """
     import pandas as pd

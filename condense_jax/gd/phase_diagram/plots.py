@@ -1,5 +1,5 @@
 """Phase-diagram figures (pandas in, Figure out; Agg canvas, no pyplot state), and the
-`condense phase` pipeline: runs table → phase table (phase.py) → Parquet/CSV + PNGs.
+`condense phase` pipeline: runs table → phase table (fit.py) → Parquet/CSV + PNGs.
 
     phase_figure      regimes measured at each grid point, coloured, with S_w ± stderr, over the
                       theory's regions and boundary (two-layer); one panel per fitted layer
