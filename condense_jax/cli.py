@@ -482,7 +482,8 @@ def _four_phases_command(sub) -> None:
         description="Train f(x) = Σ a_k relu(w_k·x) (bias-free, both layers) on linearly separable two-class data "
         "by small-step GD or gradient flow (Diffrax) over widths × n × Δ × init scales × seeds; detect each run's "
         "phases (I condensation, II saddle-to-plateau, III plateau escape, IV convergence) and write "
-        "DIR/runs, DIR/series, DIR/neurons (Parquet) and figures. Defaults: sweeps/four_phases.toml's setting.",
+        "DIR/runs, DIR/series, DIR/neurons (Parquet) and figures. Defaults: FourPhaseSweep's, shown with each flag "
+        "(sweeps/four_phases.toml is the paper-sized setting: condense run four_phases).",
         formatter_class=_Help,
     )
     _out_and_seed_flags(fp, seeds=len(FourPhaseSweep().seeds))

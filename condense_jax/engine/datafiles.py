@@ -1,4 +1,5 @@
-"""(x, y) data from the user's .npz files, checked: one ConfigError line naming the file."""
+"""Data from outside the package, checked: the user's (x, y) .npz files (one ConfigError line naming
+the file), scikit-learn's bundled digits, and the seeded subsample every family draws with."""
 
 from __future__ import annotations
 
