@@ -24,8 +24,8 @@ def _spec(spec, overrides: dict | None):
 
 def run(spec=None, out: str | Path | None = None, overrides: dict | None = None, figures: bool = True,
         resume: bool = False, progress: bool = False) -> dict:
-    """Run a sweep into `out` and return its manifest, with "figures" (the PNGs drawn) and "summary"
-    (the lines `condense run` prints after the tables).
+    """Run a sweep into `out` and return its manifest, with "figures" (the PNGs drawn), "figure_note"
+    (why none was, if one did not apply) and "summary" (the lines `condense run` prints after the tables).
 
     spec: an OdeSweep / TrainSweep / FourPhaseSweep, a path to a TOML spec, or the name of a
     packaged one ("quickstart" when None); overrides: fields to replace, e.g. {"seeds": 4}.
@@ -37,5 +37,10 @@ def run(spec=None, out: str | Path | None = None, overrides: dict | None = None,
     out = Path(out) if out is not None else Path("condense_results") / spec.name
     manifest = execute(kinds.plan(spec), out, progress=progress, resume=resume)
     manifest["summary"] = kinds.summary(out)
-    manifest["figures"] = [str(p) for p in kinds.figures(out)] if figures else []
+    manifest["figures"], manifest["figure_note"] = [], None
+    if figures:
+        try:
+            manifest["figures"] = [str(p) for p in kinds.figures(out)]
+        except ConfigError as e:  # a figure that does not apply to these tables: the sweep stands
+            manifest["figure_note"] = str(e)
     return manifest
