@@ -18,6 +18,7 @@ def test_the_public_names_are_exactly_the_documented_ones():
         assert getattr(cj, name) is not None
 
 
+@pytest.mark.slow
 def test_run_with_overrides_equals_the_cli(tmp_path, capsys):
     manifest = cj.run("quickstart", out=tmp_path / "api", overrides={"widths": [4], "seeds": 8, "scale_c": [1.0]})
     assert manifest["complete"] and manifest["n_runs"] == 8 and manifest["figure_note"] is None

@@ -208,6 +208,7 @@ def test_config_hash_ignores_name_and_chunking():
     assert a.config_hash() != OdeSweep(widths=(3,), seeds=3).config_hash()
 
 
+@pytest.mark.slow
 def test_subprocess_bad_input_has_no_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "condense_jax.cli", "ode", "--out", str(tmp_path / "o"), "--scale-a", "-2"],

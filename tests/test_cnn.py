@@ -141,6 +141,7 @@ def test_small_init_kernels_condense_toward_v1_large_init_do_not(digits):
     np.testing.assert_allclose(np.asarray(one.loss), np.asarray(res.loss)[1, 1], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_three_conv_layers_cross_entropy_adam(digits):
     """Fig. 3-4 network: three conv layers, a hidden layer, softmax cross-entropy, Adam."""
     from condense_jax.gd import train
@@ -176,6 +177,7 @@ def test_bad_cnn_specs(kwargs, words):
         train.TrainSpec(**kwargs)
 
 
+@pytest.mark.slow
 def test_cnn_through_the_cli(tmp_path, capsys):
     import pandas as pd
 

@@ -127,6 +127,7 @@ def test_gradient_flow_and_small_step_descent_agree_on_the_phases():
             assert abs(np.log(a[key] / b[key])) <= np.log(ratio.max()) * 1.01, (key, a[key], b[key])
 
 
+@pytest.mark.slow
 def test_float64_is_float64_in_a_fresh_process():
     """Asking for float64 switches JAX's 64-bit mode on (it would otherwise compute in float32)."""
     import subprocess

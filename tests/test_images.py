@@ -249,6 +249,7 @@ def test_targets():
         images.regression_targets(np.array([np.nan]))
 
 
+@pytest.mark.slow
 def test_no_jax_import():
     import subprocess
     import sys

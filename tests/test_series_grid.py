@@ -28,6 +28,7 @@ def starts():
     return rng.standard_normal((2, 6)), rng.standard_normal((2, 6, 6)), rng.standard_normal((2, 6))
 
 
+@pytest.mark.slow
 def test_t_grid(starts):
     a, b, c = starts
     t_star = blowup.solve_three_layer(a, b, c).runs["t_star"]

@@ -2,6 +2,7 @@
 whatever its chunk-mates; shared steps (one step size per chunk) agree with them to the tolerance."""
 
 import numpy as np
+import pytest
 
 from condense_jax.ode import blowup
 
@@ -20,6 +21,7 @@ def test_shared_stepping_agrees_to_tolerance_and_per_start_is_batch_independent(
     np.testing.assert_allclose(mates["t_star"][:3], per["t_star"][:3], rtol=1e-14)
 
 
+@pytest.mark.slow
 def test_split_over_host_devices_gives_identical_per_start_numbers(tmp_path):
     """The solver splits a chunk over XLA host devices (one per core under the CLI); per-start
     stepping makes the numbers independent of that split."""

@@ -45,6 +45,7 @@ def test_lr_drop_acts_at_its_step(tanh_xy):
     assert not np.allclose(np.asarray(drop.loss[4:]), np.asarray(same.loss[4:]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group", [None, 1, 4, 100])
 def test_vmapped_sweep_equals_single_runs(tanh_xy, group):
     """The sweep's batched call (runs in groups: one at a time, 6 runs as 2 groups of 3, all side

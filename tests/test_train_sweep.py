@@ -189,6 +189,7 @@ def test_data_generators_are_what_they_claim():
     assert x.shape == (50, 1) and np.all(np.abs(x) <= np.pi) and np.allclose(y, np.tanh(x[:, 0]))
 
 
+@pytest.mark.slow
 def test_the_issue_command_as_written(tmp_path, capsys):
     """`condense train --model three-layer --widths 20 --init-scales 1e-3 3e-4 --lr 0.05 --steps 30000
     --seeds 4 --out DIR`: every run escapes its plateau close to the effective ODE's prediction."""
