@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -50,7 +51,7 @@ def _enable_compilation_cache() -> None:
         return
     import jax
 
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "condense_jax" / "xla"
+    base = _cache_dir()
     try:
         base.mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", str(base))
@@ -113,9 +114,19 @@ def _after_sweep() -> None:
     interrupts.check("the sweep had completed (its tables and manifest are written); figures skipped")
 
 
+def _spec_and_overrides(args):
+    """SPEC and its KEY=VALUE overrides from `condense run|show SPEC [overrides]` (an override in the
+    SPEC position means the default spec)."""
+    name, overrides = args.spec, list(args.overrides)
+    if name is not None and "=" in name:
+        name, overrides = None, [name, *overrides]
+    spec_path = kinds.resolve_spec(name)
+    spec, extra = load_spec(spec_path, args.variant, overrides)
+    return spec_path, spec, extra
+
+
 def cmd_run(args) -> int:
-    spec_path = kinds.resolve_spec(args.spec)
-    spec, extra = load_spec(spec_path, args.variant)
+    spec_path, spec, extra = _spec_and_overrides(args)
     out = Path(args.out or extra.get("out") or Path("condense_results") / spec.name)
     print(f"sweep {spec.name!r} from {spec_path}: {spec.n_runs} runs -> {out}")
     if args.executor and not args.dry_run:
@@ -172,13 +183,14 @@ def cmd_train(args) -> int:
     from .gd.models import activations
 
     activations.get(spec.activation)
-    print(f"training {spec.model} ({spec.activation}): {spec.n_runs} runs × {spec.steps} steps -> {args.out}")
-    return _run_spec(spec, Path(args.out), args.quiet, not args.no_figure, args.resume, args.dry_run, args.max_memory)
+    out = _out_of(args, spec)
+    print(f"training {spec.model} ({spec.activation}): {spec.n_runs} runs × {spec.steps} steps -> {out}")
+    return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run, args.max_memory)
 
 
 def cmd_four_phases(args) -> int:
     spec = _spec_from_flags(FourPhaseSweep, args, seeds=_seeds(args))
-    out = Path(args.out)
+    out = _out_of(args, spec)
     print(f"four-phase sweep: {spec.n_runs} runs -> {out}")
     return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run, args.max_memory)
 
@@ -187,7 +199,8 @@ def cmd_ode(args) -> int:
     if args.init and args.depth != 3:
         raise ConfigError(f"--init gives three-layer starts (a, b, c); --depth {args.depth} cannot be used with it")
     spec = _spec_from_flags(OdeSweep, args, seeds=_seeds(args), atol=args.atol if args.atol is not None else args.rtol)
-    out = Path(args.out)
+    out = _out_of(args, spec, Path(args.init).stem if args.init else "")
+    print(f"ODE sweep: {f'the starts of {args.init}' if args.init else f'{spec.n_runs} runs'} -> {out}")
     if not args.init:
         return _run_spec(spec, out, args.quiet, not args.no_figure, args.resume, args.dry_run, args.max_memory)
     from .ode.starts import load_effective_init
@@ -300,9 +313,17 @@ def _shown(spec, field: str) -> str:
     return f"(default {fmt(v)})"
 
 
+def _out_of(args, spec, tag: str = "") -> Path:
+    """--out, else condense_results/NAME-HASH (the first 8 hex digits of the configuration's hash,
+    so the same command finds its own directory again and another configuration gets another)."""
+    if args.out:
+        return Path(args.out)
+    return Path("condense_results") / "-".join(filter(None, (spec.name, spec.config_hash()[:8], tag)))
+
+
 def _out_and_seed_flags(p, seeds: int) -> None:
     """The result directory and the seeds, for every sweep command; resolved by _seeds."""
-    p.add_argument("--out", required=True, type=_out_dir, help="result directory")
+    p.add_argument("--out", type=_out_dir, help="result directory (default: condense_results/NAME-HASH, printed at the start)")
     p.add_argument("--seeds", type=int, default=seeds, metavar="N", help="number of seeds (0..N-1)")
     p.add_argument("--seed-list", type=int, nargs="*", metavar="S", help="explicit seeds instead of --seeds")
 
@@ -341,12 +362,95 @@ def _gib(text: str) -> float:
     return v
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("condense_jax")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def cmd_list(args) -> int:
+    """Every packaged spec and variant: description, runs, measured time."""
+    rows = kinds.packaged_specs()
+    width = max(len(r["label"]) for r in rows)
+    for r in rows:
+        print(f"{r['label']:<{width}}  {r['kind']:<11} {r['n_runs']:>7} runs  {r['time'] or '':<11}  {r['description']}")
+    print("\ntimes: 2-core CPU, cold / warm XLA cache (benchmarks/sweep_times.py); run one with: condense run NAME [--variant V]")
+    return 0
+
+
+def cmd_show(args) -> int:
+    """The resolved configuration and grid size of a spec with its overrides; nothing is compiled or written."""
+    spec_path, spec, extra = _spec_and_overrides(args)
+    out = Path(extra.get("out") or Path("condense_results") / spec.name)
+    print(f"# {spec_path}{f' --variant {args.variant}' if args.variant else ''}: {spec.n_runs} runs -> {out}")
+    print(f"# config hash {spec.config_hash()}")
+    config = spec.to_dict()
+    print(f"kind = {json.dumps(config.pop('kind'))}\n[{spec.KIND}]")
+    for key, value in config.items():
+        if value is not None:
+            print(f"{key} = {json.dumps(value)}")
+    return 0
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "condense_jax" / "xla"
+
+
+def cmd_cache(args) -> int:
+    """The persistent XLA compilation cache: where, how big; --clear empties it."""
+    import shutil
+
+    path = _cache_dir()
+    files = [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
+    size = sum(p.stat().st_size for p in files)
+    state = "disabled (CONDENSE_JAX_NO_CACHE is set)" if os.environ.get("CONDENSE_JAX_NO_CACHE") else "enabled"
+    print(f"XLA compilation cache: {path} ({len(files)} files, {size / 2**20:.1f} MiB; {state})")
+    if args.clear and path.exists():
+        shutil.rmtree(path)
+        print(f"cleared {path}")
+    return 0
+
+
+def _list_command(sub) -> None:
+    """`condense list`."""
+    ls = sub.add_parser("list", help="the packaged specs and variants: description, runs, measured time",
+                        description="Every packaged spec (condense_jax/sweeps) and variant with a one-line description, "
+                        "its run count and its measured time (cold / warm XLA cache, 2-core CPU).")
+    ls.set_defaults(func=cmd_list)
+
+
+def _show_command(sub) -> None:
+    """`condense show SPEC [overrides]`."""
+    sh = sub.add_parser("show", help="the resolved configuration and grid size of a spec (nothing compiled)",
+                        description="Print the configuration `condense run SPEC [overrides]` would run, as TOML, with "
+                        "its run count and config hash; nothing is compiled or written.")
+    sh.add_argument("spec", nargs="?", help="path to a .toml spec, or a packaged name (default: quickstart)")
+    sh.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="as for condense run, e.g. ode.seeds=8")
+    sh.add_argument("--variant", help="a [variants.NAME] of the spec")
+    sh.set_defaults(func=cmd_show)
+
+
+def _cache_command(sub) -> None:
+    """`condense cache [--clear]`."""
+    ca = sub.add_parser("cache", help="the persistent XLA compilation cache: location and size; --clear empties it",
+                        description="condense keeps compiled programs in $XDG_CACHE_HOME/condense_jax/xla "
+                        "(default ~/.cache/condense_jax/xla), so a repeated sweep starts warm; CONDENSE_JAX_NO_CACHE=1 "
+                        "disables it.")
+    ca.add_argument("--clear", action="store_true", help="delete the cache")
+    ca.set_defaults(func=cmd_cache)
+
+
 def _run_command(sub) -> None:
     """`condense run [SPEC]`: any sweep from a TOML spec, here or as a job array."""
     r = sub.add_parser("run", help="run a sweep from a TOML spec (default: the built-in quickstart)",
                        description="Run a sweep from a TOML spec file, or by name from sweeps/. "
                        "Without a spec, runs the built-in quickstart (its measured times: the README's table of sweep times).")
     r.add_argument("spec", nargs="?", help="path to a .toml spec, or a name in sweeps/ (default: quickstart)")
+    r.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="override the spec's values, e.g. ode.widths=[5,10] ode.seeds=8 (TOML values, checked as the file's)")
     r.add_argument("--variant", help="a [variants.NAME] of the spec, e.g. quick")
     r.add_argument("--out", type=_out_dir, help="result directory (default: the spec's `out`, else condense_results/NAME)")
     _sweep_flags(r)
@@ -556,15 +660,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="condense",
         description="Sweep the training dynamics of small-initialised networks. Start with `condense run`.",
     )
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p.add_argument("--version", action="version", version=f"condense_jax {_version()}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     _run_command(sub)
+    _list_command(sub)
+    _show_command(sub)
     _ode_command(sub)
     _train_command(sub)
     _phase_command(sub)
     _four_phases_command(sub)
     _report_command(sub)
     _plot_command(sub)
+    _cache_command(sub)
     return p
 
 
@@ -591,6 +699,9 @@ def _main(argv=None) -> int:
     warnings.formatwarning = lambda message, *args, **kwargs: f"condense: warning: {message}\n"
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # `condense` alone: the help
+        parser.print_help()
+        return 0
     try:
         return args.func(args)
     except ConfigError as e:

@@ -127,7 +127,53 @@ def resolve_spec(name: str | Path | None) -> Path:
     raise ConfigError(f"spec {name!r} not found (not a file; packaged sweeps: {known})")
 
 
-def load_spec(path: str | Path, variant: str | None = None) -> tuple[OdeSweep | TrainSweep, dict]:
+def parse_overrides(items, kind: str, where: str = "override") -> dict:
+    """Hydra-style overrides `TABLE.KEY=VALUE` (or `KEY=VALUE`) of a spec's [kind] table, e.g.
+    `ode.widths=[5,10] ode.seeds=8 train.data=digits`: VALUE is a TOML value (a bare word is a
+    string). Known keys only; the merged table is then validated exactly as the file's."""
+    out = {}
+    known = {f.name for f in dataclasses.fields(KINDS[kind].spec)}
+    for item in items or ():
+        key, sep, text = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{where} {item!r} is not KEY=VALUE (e.g. {kind}.seeds=8)")
+        table, _, field = key.strip().rpartition(".")
+        if table and table != kind:
+            raise ConfigError(f"{where} {item!r}: this spec's table is [{kind}], not [{table}]")
+        if field not in known:
+            raise ConfigError(f"{where} {item!r}: unknown key {field!r} of [{kind}]; known keys are {sorted(known)}")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except (tomllib.TOMLDecodeError, RecursionError):
+            if not text.strip() or any(c in text for c in "[]{}\"'="):
+                raise ConfigError(f"{where} {item!r}: {text!r} is not a TOML value") from None
+            value = text.strip()  # a bare word: a string (data=digits, model=cnn)
+        out[field] = value
+    return out
+
+
+def packaged_specs() -> list[dict]:
+    """Every packaged spec and variant: label (`NAME [--variant V]`), kind, run count, measured time
+    (the spec's `# Time …` line, written by benchmarks/sweep_times.py) and description (the first
+    comment line of the file)."""
+    import re
+
+    rows = []
+    for path in sorted(PACKAGED_SWEEPS.glob("*.toml")):
+        text = path.read_text(encoding="utf-8")
+        comments = [line[1:].strip() for line in text.splitlines() if line.startswith("#")]
+        description = next((c for c in comments if c and not c.startswith("Time")), "")
+        timed = re.search(r"^# Time on [^:]*?(?:, --variant (\w+))?: ([\d.]+ s / [\d.]+ s)", text, re.M)
+        variants = [None, *sorted(tomllib.loads(text).get("variants", {}))]
+        for variant in variants:
+            spec, _ = parse_spec(text, str(path), variant)
+            time = timed.group(2) if timed and timed.group(1) == variant else ""
+            rows.append(dict(label=path.stem + (f" --variant {variant}" if variant else ""), kind=spec.KIND,
+                             n_runs=spec.n_runs, time=time, description=description if variant is None else f"  (variant of {path.stem})"))
+    return rows
+
+
+def load_spec(path: str | Path, variant: str | None = None, overrides=()) -> tuple[OdeSweep | TrainSweep, dict]:
     """Read a sweep spec TOML file: top-level `kind` ("ode" or "train"), optional `name`, `out`,
     the `[ode]` or `[train]` table, and optional variants `[variants.NAME]` whose keys override
     the table (e.g. `quick`, a small version that shows the same phenomenon in about a minute)."""
@@ -138,10 +184,10 @@ def load_spec(path: str | Path, variant: str | None = None) -> tuple[OdeSweep | 
         raise ConfigError(f"cannot read spec file {str(path)!r}: {e.strerror}") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"spec file {str(path)!r} is not UTF-8 text (byte {e.start}): not a TOML spec") from None
-    return parse_spec(text, str(path), variant)
+    return parse_spec(text, str(path), variant, overrides)
 
 
-def parse_spec(text: str, where: str, variant: str | None = None) -> tuple[OdeSweep | TrainSweep, dict]:
+def parse_spec(text: str, where: str, variant: str | None = None, overrides=()) -> tuple[OdeSweep | TrainSweep, dict]:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -176,6 +222,9 @@ def parse_spec(text: str, where: str, variant: str | None = None) -> tuple[OdeSw
         name = f"{name or kind}_{variant}"
     if name is not None:
         table = {**table, "name": name}
+    if overrides:
+        table = {**table, **parse_overrides(overrides, kind)}
+        where = f"{where} with {' '.join(map(str, overrides))}"
     spec = SPEC_KINDS[kind].from_mapping(table, where)
     extra = {"out": doc.get("out")}
     if extra["out"] is not None and (not isinstance(extra["out"], str) or not extra["out"].strip()):

@@ -1,0 +1,91 @@
+"""The researcher's daily comfort (issue #19, command line): --version, `condense` alone, `list`,
+`show`, Hydra-style overrides validated like the file, default result directories, the cache."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, run_cli
+
+from condense_jax import kinds, load
+
+
+def test_version_and_bare_command(capsys):
+    code, out, _ = run_cli(["--version"], capsys)
+    assert code == 0 and re.fullmatch(r"condense_jax \S+\n", out)
+    code, out, err = run_cli([], capsys)
+    assert code == 0 and out.startswith("usage: condense") and "run" in out and err == ""
+
+
+def test_list_shows_every_packaged_spec_and_variant_with_its_runs_and_measured_time(capsys):
+    code, out, _ = run_cli(["list"], capsys)
+    assert code == 0
+    table = (ROOT / "benchmarks" / "results_sweep_times.txt").read_text()
+    measured = {k: f"{c} s / {w} s" for k, c, w in re.findall(r"^\| `condense run ([^`]+)` \| (\d+) s \| (\d+) s \|$", table, re.M)}
+    for path in sorted(kinds.PACKAGED_SWEEPS.glob("*.toml")):
+        doc = tomllib.loads(path.read_text())
+        for variant in [None, *doc.get("variants", {})]:
+            label = path.stem + (f" --variant {variant}" if variant else "")
+            line = next((ln for ln in out.splitlines() if re.match(re.escape(label) + r"\s{2,}", ln)), None)
+            assert line is not None, label
+            n_runs = kinds.load_spec(path, variant)[0].n_runs
+            assert f" {n_runs} runs" in line, (label, line)
+            if label in measured:
+                assert measured[label] in line, (label, line)
+    assert len(measured) >= 10
+
+
+def test_show_prints_what_run_records(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["quickstart", "ode.widths=[4,6]", "ode.seeds=2", "ode.scale_c=0.5"]
+    code, shown, _ = run_cli(["show", *args], capsys)
+    assert code == 0 and "8 runs" not in shown and "4 runs" in shown
+    config = tomllib.loads(shown)
+    hash_line = re.search(r"# config hash (\w+)", shown).group(1)
+    code, out, _ = run_cli(["run", *args, "--out", "r", "--quiet", "--no-figure"], capsys)
+    assert code == 0
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    recorded = {k: v for k, v in manifest["config"].items() if v is not None and k != "kind"}
+    assert recorded == config["ode"] and manifest["config_hash"] == hash_line
+    assert manifest["config"]["widths"] == [4, 6] and manifest["config"]["scale_c"] == [0.5]
+    assert len(load(tmp_path / "r")["runs"]) == 4
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("ode.no_such=1", "unknown key 'no_such'"), ("train.steps=10", "table is [ode], not [train]"),
+    ("ode.widths=[\"a\"]", "widths must be a list of integers"), ("ode.widths=[0]", "widths entry must be at least 1"),
+    ("ode.seeds", "is not KEY=VALUE"), ("ode.rtol=[1,", "is not a TOML value"), ("ode.seeds=-3", "seeds must be at least 1"),
+])
+def test_a_bad_override_is_one_line_exit_2_and_nothing_written(override, needle, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(["run", "quickstart", override, "--out", "x", "--quiet"], capsys)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "condense_results").exists()
+
+
+def test_sweep_commands_default_to_a_directory_of_their_configuration(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    flags = ["ode", "--widths", "3", "--seeds", "2", "--quiet", "--no-figure"]
+    code, out, _ = run_cli(flags, capsys)
+    assert code == 0
+    made = [p for p in (tmp_path / "condense_results").iterdir()]
+    assert len(made) == 1 and re.fullmatch(r"ode-[0-9a-f]{8}", made[0].name) and f"-> {Path('condense_results') / made[0].name}" in out
+    code, _, _ = run_cli(flags, capsys)  # the same command: the same directory, accepted
+    assert code == 0 and len(list((tmp_path / "condense_results").iterdir())) == 1
+    code, _, _ = run_cli(["ode", "--widths", "4", "--seeds", "2", "--quiet", "--no-figure"], capsys)  # another configuration
+    assert code == 0 and len(list((tmp_path / "condense_results").iterdir())) == 2
+
+
+def test_cache_command_reports_and_clears(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    xla = tmp_path / "condense_jax" / "xla"
+    xla.mkdir(parents=True)
+    (xla / "entry").write_bytes(b"x" * 2048)
+    code, out, _ = run_cli(["cache"], capsys)
+    assert code == 0 and str(xla) in out and "1 files" in out
+    code, out, _ = run_cli(["cache", "--clear"], capsys)
+    assert code == 0 and "cleared" in out and not xla.exists()
