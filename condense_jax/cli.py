@@ -136,6 +136,10 @@ def cmd_run(args) -> int:
 
 def _submit(spec, out: Path, args) -> int:
     """The sweep's chunks as a submitit job array (Slurm, or local / debug on this machine)."""
+    try:
+        import submitit  # noqa: F401  (an optional extra)
+    except ImportError:
+        raise ConfigError(f"--executor {args.executor} needs submitit: pip install 'condense_jax[slurm]'") from None
     from .engine import cluster
 
     for name in ("tasks", "array_parallelism", "slurm_time", "cpus_per_task", "gpus_per_node"):

@@ -89,3 +89,27 @@ def test_cache_command_reports_and_clears(tmp_path, capsys, monkeypatch):
     assert code == 0 and str(xla) in out and "1 files" in out
     code, out, _ = run_cli(["cache", "--clear"], capsys)
     assert code == 0 and "cleared" in out and not xla.exists()
+
+
+def test_the_manifest_records_the_command_times_and_every_version(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "m"
+    args = ["ode", "--widths", "3", "--seeds", "4", "--chunk-size", "2", "--out", str(out), "--quiet", "--no-figure"]
+    monkeypatch.setattr("sys.argv", ["/some/bin/condense", *args])  # as the console script sees it
+    code, _, _ = run_cli(args, capsys)
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"] == ["condense", *args]
+    assert len(manifest["chunk_seconds"]) == 2 and all(s > 0 for s in manifest["chunk_seconds"])
+    assert manifest["wall_seconds"] >= manifest["compute_seconds"] == pytest.approx(sum(manifest["chunk_seconds"]), abs=2e-3)
+    for pkg in ("jax", "diffrax", "numpy", "scipy", "pandas", "pyarrow", "matplotlib", "scikit-learn"):
+        assert manifest["versions"][pkg], pkg
+
+
+def test_executor_without_submitit_is_one_line(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "submitit", None)  # as if the [slurm] extra were not installed
+    code, _, err = run_cli(["run", "quickstart", "ode.widths=[3]", "ode.seeds=2", "--executor", "local", "--out",
+                            str(tmp_path / "s"), "--quiet"], capsys)
+    assert code == 2 and "pip install 'condense_jax[slurm]'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()

@@ -89,13 +89,14 @@ def execute(plan: Plan, out: Path, progress: bool = True, resume: bool = False) 
 
 
 def _execute(plan: Plan, out: Path, progress: bool, resume: bool) -> dict:
+    t0 = time.monotonic()
     meta = begin(plan, out, resume)
     bar = Progress(plan.n_runs, plan.name, progress, len(plan.chunks))
     try:
         computed = _write_chunks(out, plan.chunks, meta, bar, resume)
     finally:
         bar.close()
-    return finish(plan, out, meta, computed)
+    return finish(plan, out, meta, computed, wall_seconds=round(time.monotonic() - t0, 3))
 
 
 def memory_limit() -> float:
@@ -158,6 +159,7 @@ def write_chunk(out: Path, part: int, chunk: Chunk, meta: dict) -> None:
     """Compute one chunk and write its tables as part `part`, then its receipt (store.py): the
     old receipt goes first, so an interruption anywhere leaves the chunk not done."""
     name = store.part_name(part)
+    t0 = time.monotonic()
     frames = chunk.compute()
     frames = dict(zip(("runs", "series"), frames)) if isinstance(frames, tuple) else frames
     store.receipt_path(out, part).unlink(missing_ok=True)
@@ -168,7 +170,7 @@ def write_chunk(out: Path, part: int, chunk: Chunk, meta: dict) -> None:
             written[table] = store.write_table(frame, out / table / name, meta)
         elif (out / table / name).exists():  # an empty table part replaces a stale one
             (out / table / name).unlink()
-    store.write_receipt(out, part, chunk.key, meta["config_hash"], written)
+    store.write_receipt(out, part, chunk.key, meta["config_hash"], written, round(time.monotonic() - t0, 3))
 
 
 def chunk_done(out: Path, part: int, chunk: Chunk, config_hash: str) -> bool:
@@ -198,10 +200,13 @@ def summarise_parts(out: Path, plan: Plan) -> dict:
     sweep) is removed."""
     out = Path(out)
     parts: dict[str, dict] = {}
+    seconds = []
     for i, chunk in enumerate(plan.chunks):
         if not chunk_done(out, i, chunk, plan.config_hash):
             raise ConfigError(f"chunk {i} of {str(out)!r} is missing or does not verify; rerun with --resume")
-        for table, entry in store.read_receipt(out, i)["tables"].items():
+        receipt = store.read_receipt(out, i)
+        seconds.append(receipt.get("seconds"))
+        for table, entry in receipt["tables"].items():
             parts.setdefault(table, {})[store.part_name(i)] = entry
     counts: dict[str, int] = {}
     for name in parts.get("runs", {}):
@@ -211,4 +216,5 @@ def summarise_parts(out: Path, plan: Plan) -> dict:
         for p in sub.glob("part-*.parquet"):
             if p.name not in parts.get(sub.name, {}):
                 p.unlink()
-    return {"parts": parts, "tables": sorted(parts), "status_counts": counts}
+    return {"parts": parts, "tables": sorted(parts), "status_counts": counts, "chunk_seconds": seconds,
+            "compute_seconds": round(sum(x for x in seconds if x is not None), 3)}

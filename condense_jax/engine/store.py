@@ -42,7 +42,8 @@ def provenance() -> dict:
     from importlib import metadata
 
     versions = {}
-    for pkg in ("condense_jax", "jax", "jaxlib", "diffrax", "equinox", "optax", "numpy", "pandas", "pyarrow"):
+    for pkg in ("condense_jax", "jax", "jaxlib", "diffrax", "equinox", "optimistix", "optax", "numpy", "scipy", "pandas",
+                "pyarrow", "matplotlib", "scikit-learn"):  # every package that can change a number or a figure
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -60,6 +61,7 @@ def provenance() -> dict:
         "host": platform.node(),
         "platform": platform.platform(),
         "devices": devices,
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else None,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
@@ -225,9 +227,10 @@ def receipt_path(out: Path, part: int) -> Path:
     return Path(out) / RECEIPTS / f"part-{part:05d}.json"
 
 
-def write_receipt(out: Path, part: int, key: dict, config_hash: str, tables: dict) -> None:
-    """The chunk's receipt, written after all its parts: what it covers and what it wrote."""
-    doc = {"format": FORMAT, "chunk": part, "key": key, "config_hash": config_hash, "tables": tables}
+def write_receipt(out: Path, part: int, key: dict, config_hash: str, tables: dict, seconds: float | None = None) -> None:
+    """The chunk's receipt, written after all its parts: what it covers, what it wrote, how long
+    its computation and writing took (wall seconds)."""
+    doc = {"format": FORMAT, "chunk": part, "key": key, "config_hash": config_hash, "tables": tables, "seconds": seconds}
     path = receipt_path(out, part)
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write_bytes(path, json.dumps(doc, default=str).encode())
