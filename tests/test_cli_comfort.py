@@ -113,3 +113,17 @@ def test_executor_without_submitit_is_one_line(tmp_path, capsys, monkeypatch):
                             str(tmp_path / "s"), "--quiet"], capsys)
     assert code == 2 and "pip install 'condense_jax[slurm]'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()
+
+
+def test_load_joined_series_carry_their_runs_columns(tmp_path, capsys):
+    out = tmp_path / "j"
+    code, _, _ = run_cli(["ode", "--widths", "3", "5", "--seeds", "2", "--scale-c", "1", "0.5", "--out", str(out), "--quiet",
+                          "--no-figure"], capsys)
+    assert code == 0
+    plain, joined = load(out), load(out, join=True)
+    series, runs = joined["series"], plain["runs"].set_index("run_id")
+    assert len(series) == len(plain["series"]) and list(series.columns[: len(plain["series"].columns)]) == list(plain["series"].columns)
+    for col in ("width", "seed", "scale_c", "t_star", "status"):
+        assert (series[col].to_numpy() == runs.loc[series["run_id"], col].to_numpy()).all(), col
+    means = series.groupby(["width", "scale_c"])["energy"].size()  # plotted by parameter, no join of one's own
+    assert len(means) == 4

@@ -428,11 +428,15 @@ def read_table(out: Path, name: str, columns=None, filters=None):
         raise ConfigError(f"{str(path)!r} is not a readable condense_jax table ({type(e).__name__}: {first})") from None
 
 
-def load(out: Path) -> dict:
+def load(out: Path, join: bool = False) -> dict:
     """Every table of a result directory as pandas DataFrames, {name: frame}, each part verified
     against the manifest (or, for an unfinished sweep, against its chunks' receipts): a missing,
     unrecorded, truncated or altered part is a ConfigError naming the file. An unfinished sweep
-    loads with a warning that says how many chunks it has."""
+    loads with a warning that says how many chunks it has.
+
+    join: every table with a run_id (series, cosines, neurons, …) also carries its run's columns
+    from the runs table (width, seed, scale, status, …), so a series is plotted by parameter
+    without a join of one's own."""
     import warnings
 
     out = Path(out)
@@ -445,7 +449,14 @@ def load(out: Path) -> dict:
         done = sum(1 for i in range(len(plan)) if read_receipt(out, i) is not None)
         warnings.warn(f"{str(out)!r} is an unfinished sweep: {done} of {len(plan)} chunks are written "
                       "(finish it with --resume)", stacklevel=2)
-    return {name: read_table(out, name) for name in names}
+    tables = {name: read_table(out, name) for name in names}
+    if join and "runs" in tables:
+        runs = tables["runs"]
+        for name, frame in tables.items():
+            if name != "runs" and "run_id" in frame:
+                extra = ["run_id"] + [c for c in runs.columns if c not in frame.columns]
+                tables[name] = frame.merge(runs[extra], on="run_id", how="left", validate="many_to_one")
+    return tables
 
 
 def read_runs(out: Path):
