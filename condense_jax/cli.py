@@ -234,6 +234,13 @@ def _require_kind(out: Path, wanted: str, command: str) -> None:
 
 
 def cmd_plot(args) -> int:
+    from .engine import figures
+
+    with figures.output_format(args.format):
+        return _plot(args)
+
+
+def _plot(args) -> int:
     out = Path(args.result)
     _require_kind(out, kinds.PLOTS[args.figure], f"condense plot {args.figure}")
     output = Path(args.output) if args.output else None
@@ -364,6 +371,9 @@ def _gib(text: str) -> float:
     if not (v > 0 and v < float("inf")):
         raise argparse.ArgumentTypeError(f"--max-memory takes a positive number of GiB, got {text!r}")
     return v
+
+
+FIGURE_FORMATS = ("png", "pdf", "svg")  # engine.figures.FORMATS (not imported: `--help` stays light)
 
 
 def _version() -> str:
@@ -643,19 +653,23 @@ def _plot_command(sub) -> None:
     plsub = pl.add_subparsers(dest="figure", required=True, parser_class=_Parser)
     t = plsub.add_parser("tstar", help="T* against Theorem 1's bound, E(t) between its envelopes")
     t.add_argument("result", help="result directory written by `condense ode` or `condense run`")
-    t.add_argument("--output", help="PNG path (default: RESULT/figures/tstar_bounds.png)")
+    t.add_argument("--output", "--out", dest="output", help="figure path (default: RESULT/figures/tstar_bounds.FORMAT)")
+    t.add_argument("--format", choices=FIGURE_FORMATS, default="png", help="png, or pdf / svg for a paper")
     t.set_defaults(func=cmd_plot)
     th = plsub.add_parser("theory", help="theory checks: T* against Theorem 1, ρ = (T* − t)/E^(−1/3), C(t), T* scaling")
     th.add_argument("result", help="result directory written by `condense ode` or `condense run`")
-    th.add_argument("--output", help="figure directory (default: RESULT/figures)")
+    th.add_argument("--output", "--out", dest="output", help="figure directory (default: RESULT/figures)")
+    th.add_argument("--format", choices=FIGURE_FORMATS, default="png", help="png, or pdf / svg for a paper")
     th.set_defaults(func=cmd_plot)
     tp = plsub.add_parser("train", help="training figures: loss, cosine heatmaps, Assumption 2, escape steps")
     tp.add_argument("result", help="result directory written by `condense train` or `condense run`")
-    tp.add_argument("--output", help="folder for the PNGs (default: RESULT/figures)")
+    tp.add_argument("--output", "--out", dest="output", help="figure directory (default: RESULT/figures)")
+    tp.add_argument("--format", choices=FIGURE_FORMATS, default="png", help="png, or pdf / svg for a paper")
     tp.set_defaults(func=cmd_plot)
     pp = plsub.add_parser("phases", help="four-phase figures: timelines, neuron arrows, boundary times across the sweep")
     pp.add_argument("result", help="result directory written by `condense four-phases` or `condense run`")
-    pp.add_argument("--output", help="folder for the PNGs (default: RESULT/figures)")
+    pp.add_argument("--output", "--out", dest="output", help="figure directory (default: RESULT/figures)")
+    pp.add_argument("--format", choices=FIGURE_FORMATS, default="png", help="png, or pdf / svg for a paper")
     pp.set_defaults(func=cmd_plot)
 
 

@@ -127,3 +127,36 @@ def test_load_joined_series_carry_their_runs_columns(tmp_path, capsys):
         assert (series[col].to_numpy() == runs.loc[series["run_id"], col].to_numpy()).all(), col
     means = series.groupby(["width", "scale_c"])["energy"].size()  # plotted by parameter, no join of one's own
     assert len(means) == 4
+
+
+MAGIC = {"png": b"\x89PNG", "pdf": b"%PDF", "svg": b"<?xml"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["pdf", "svg"])
+def test_every_plot_command_writes_the_asked_format_into_out(fmt, tmp_path, capsys):
+    from condense_jax.engine import figures
+
+    assert cli_formats() == figures.FORMATS
+    sweeps = {"ode": ["ode", "--widths", "4", "6", "--seeds", "6"],
+              "train": ["train", "--widths", "5", "--seeds", "2", "--steps", "30", "--no-predict"],
+              "phases": ["four-phases", "--widths", "5", "--seeds", "2", "--init-scales", "1e-2", "1e-4", "--n", "16",
+                         "--t-max", "40", "--n-records", "10"]}
+    dirs = {}
+    for name, args in sweeps.items():
+        dirs[name] = tmp_path / name
+        assert run_cli([*args, "--out", str(dirs[name]), "--quiet", "--no-figure"], capsys)[0] == 0
+    for figure, result in (("tstar", "ode"), ("theory", "ode"), ("train", "train"), ("phases", "phases")):
+        target = tmp_path / f"{figure}_figs"
+        out_arg = str(target / f"t.{fmt}") if figure == "tstar" else str(target)
+        code, out, err = run_cli(["plot", figure, str(dirs[result]), "--format", fmt, "--out", out_arg], capsys)
+        assert code == 0, err
+        written = sorted(target.iterdir())
+        assert written and all(p.suffix == f".{fmt}" and p.read_bytes()[:5].startswith(MAGIC[fmt]) for p in written), written
+        assert all(f"figure: {p}" in out for p in written)
+
+
+def cli_formats():
+    from condense_jax import cli
+
+    return cli.FIGURE_FORMATS

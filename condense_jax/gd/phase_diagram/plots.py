@@ -231,4 +231,4 @@ def sweep_figures(path: Path, fig_dir: Path) -> list[Path]:
     """The phase-diagram figures of a training sweep on a phase grid; none otherwise."""
     if not phase_grid(_config(path)):
         return []
-    return [p for p in phase_from_dir(path, fig_dir)[1] if p.suffix == ".png"]
+    return [p for p in phase_from_dir(path, fig_dir)[1] if p.suffix not in (".parquet", ".csv")]  # the figures, not the table
