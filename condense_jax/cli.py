@@ -267,13 +267,28 @@ def _plot(args) -> int:
     return 0
 
 
-def cmd_report(args) -> int:
-    from .engine.report import build_report
+def _report_sweep(result: Path):
+    """A result directory as the report reads it: the kind's figures, captions and summary lines."""
+    from .engine.report import Sweep
 
-    result = Path(args.result)
     kind = kinds.result_kind(result)
-    path = build_report(result, lambda out, fig_dir: kinds.call(kind.figures, out, fig_dir),
-                        Path(args.output) if args.output else None)
+    try:
+        summary = kinds.summary(result)
+    except ConfigError as e:
+        summary = [f"no summary: {e}"]
+    captions = kinds.resolve(kind.captions) if kind.captions else {}
+    return Sweep(result, lambda out, fig_dir: kinds.call(kind.figures, out, fig_dir), captions, summary)
+
+
+def cmd_report(args) -> int:
+    from .engine.report import build_comparison, build_report
+
+    results = [Path(r) for r in args.result]
+    sweeps = [_report_sweep(r) for r in results]  # every directory checked before anything is drawn
+    if len(sweeps) == 1:
+        path = build_report(sweeps[0], Path(args.output) if args.output else None)
+    else:
+        path = build_comparison(sweeps, Path(args.output) if args.output else Path("condense_compare.html"))
     print(f"report: {path}")
     return 0
 
@@ -639,11 +654,15 @@ def _four_phases_command(sub) -> None:
 
 def _report_command(sub) -> None:
     """`condense report DIR`."""
-    rp = sub.add_parser("report", help="one self-contained HTML page summarising a sweep",
-                        description="Write RESULT/report.html: configuration and provenance, status counts, a summary "
-                        "of the runs table and every figure that applies, embedded as PNG (open it in a browser).")
-    rp.add_argument("result", help="result directory of any sweep")
-    rp.add_argument("--output", help="HTML path (default: RESULT/report.html)")
+    rp = sub.add_parser("report", help="one self-contained HTML page summarising a sweep, or comparing several",
+                        description="Write RESULT/report.html: status counts, the printed fits and phase shares, every "
+                        "figure that applies with a caption saying what to look for, a summary of the runs table, the "
+                        "configuration and provenance, embedded in one file (open it in a browser). With several "
+                        "results: one page comparing them side by side (the same figure of each in one row, a table of "
+                        "their configuration differences), condense_compare.html by default.")
+    rp.add_argument("result", nargs="+", help="result directory of any sweep (several: a comparison)")
+    rp.add_argument("--output", "--out", dest="output",
+                    help="HTML path (default: RESULT/report.html; several results: condense_compare.html)")
     rp.set_defaults(func=cmd_report)
 
 

@@ -25,6 +25,7 @@ class Kind:
     plan(spec) -> engine.plan.Plan                the chunks, nothing computed
     figures(out, fig_dir) -> list[Path]           every figure that applies to a finished sweep
     summary(out) -> list[str]                     lines printed after the sweep (and derived tables written)
+    captions: {file stem prefix: what to look for}  the report's figure captions (a module attribute)
     """
 
     name: str
@@ -34,25 +35,32 @@ class Kind:
     figures: str
     summary: str | None
     plots: tuple[str, ...]  # the `condense plot NAME` figures that read this kind
+    captions: str = ""
 
 
 KINDS = {
     "ode": Kind("ode", OdeSweep, "an ODE", "condense_jax.ode.sweep:plan_ode_sweep", "condense_jax.ode.plots:sweep_figures",
-                None, ("tstar", "theory")),
+                "condense_jax.ode.plots:summary_lines", ("tstar", "theory"), "condense_jax.ode.plots:CAPTIONS"),
     "train": Kind("train", TrainSweep, "a training", "condense_jax.gd.sweep:plan_train_sweep",
-                  "condense_jax.gd.plots:sweep_figures", "condense_jax.gd.phase_diagram.plots:sweep_summary", ("train",)),
+                  "condense_jax.gd.plots:sweep_figures", "condense_jax.gd.phase_diagram.plots:sweep_summary", ("train",),
+                  "condense_jax.gd.plots:CAPTIONS"),
     "four_phases": Kind("four_phases", FourPhaseSweep, "a four-phase", "condense_jax.four_phases.sweep:plan_four_phases",
                         "condense_jax.four_phases.plots:figures_from_dir", "condense_jax.four_phases.plots:summary_lines",
-                        ("phases",)),
+                        ("phases",), "condense_jax.four_phases.plots:CAPTIONS"),
 }
 SPEC_KINDS = {k: v.spec for k, v in KINDS.items()}
 PLOTS = {plot: kind.name for kind in KINDS.values() for plot in kind.plots}  # condense plot NAME -> kind
 
 
+def resolve(ref: str):
+    """The object a "module:name" reference of the registry names (imported now)."""
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def call(ref: str, *args, **kwargs):
     """Call a "module:function" reference of the registry."""
-    module, name = ref.split(":")
-    return getattr(importlib.import_module(module), name)(*args, **kwargs)
+    return resolve(ref)(*args, **kwargs)
 
 
 def kind_of(spec) -> Kind:

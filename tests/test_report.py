@@ -73,3 +73,57 @@ def test_report_refuses_what_is_not_a_sweep(tmp_path, capsys):
     assert cli.main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "not a condense_jax result directory" in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_captions_say_what_to_look_for_and_show_the_summary(report):
+    from condense_jax import kinds
+
+    text = report.read_text()
+    kind = re.search(r"<p>([a-z-]+) sweep in", text).group(1).replace("-", "_")
+    captions = kinds.resolve(kinds.KINDS[kind].captions)
+    shown = re.findall(r"<figcaption>([^<]*)</figcaption>", text)
+    assert shown and all(":" in c for c in shown)  # every figure has a caption with its text
+    assert any(any(html_unescape(c).endswith(v) for v in captions.values()) for c in shown)
+    if kind in ("ode", "four_phases"):  # the fits / phase shares the CLI prints
+        assert "<h2>Summary</h2>" in text
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
+
+
+def test_compact_configuration_values():
+    from condense_jax.engine.report import _compact
+
+    assert _compact(list(range(64))) == "0…63 (64)"
+    assert _compact([0, 1, 2]) == "[0, 1, 2]"
+    assert _compact([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]) == "[1.0, 2.0, 3.0, …, 9.0] (9)"
+    assert _compact([3, 1, 2, 7, 5]) == "[3, 1, 2, 7, 5]"  # not a range: as it is
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    base = tmp_path_factory.mktemp("compare")
+    for name, scale in (("a", "1"), ("b", "0.4")):
+        assert cli.main(["ode", "--out", str(base / name), "--widths", "5", "--seeds", "5", "--scale-c", scale, "--quiet",
+                         "--no-figure"]) == 0
+    assert cli.main(["report", str(base / "a"), str(base / "b"), "--out", str(base / "cmp.html")]) == 0
+    return base / "cmp.html"
+
+
+def test_report_compares_sweeps_side_by_side(comparison):
+    text = comparison.read_text()
+    assert "Configuration differences" in text
+    diff = text[text.index("Configuration differences"):text.index("<h2>Figures</h2>")]
+    assert "scale_c" in diff and "[1.0]" in diff and "[0.4]" in diff and "widths" not in diff  # only what differs
+    rows = re.findall(r'<div class="row">(.*?)</div>', text, re.S)
+    assert rows and all(row.count("<img") == 2 for row in rows)  # each figure of both sweeps in one row
+    assert not re.search(r'(href|src)="(?!data:)', text)
+
+
+@needs_chromium
+def test_the_comparison_loads_in_chromium(comparison):
+    images, broken, _ = rendered(comparison)
+    assert images == comparison.read_text().count("<img") >= 2 and broken == 0

@@ -641,3 +641,24 @@ __all__ = [
     "assumption2_figure", "block_order", "cosine_heatmaps", "escape_figure", "figures_from_dir", "loss_figure",
     "matrix_factorisation_figure", "max_pos_sum_figure", "pick_train_runs", "read_cosines", "read_runs", "read_series",
 ]
+
+
+CAPTIONS = {  # what to look for in each figure (the report's captions), by file stem prefix
+    "loss_": "Training loss of a few runs against the step: from small init a plateau, then the escape (marked); "
+             "the smaller ε, the longer the plateau.",
+    "matrix_factorisation": "Deep matrix factorisation (Fig. 3): the singular values of W = W³W²W¹ are learned one "
+                            "after another, with saddle plateaus between.",
+    "assumption2_run": "Assumption 2's indicators along training (Fig. 2a): in the condensed regime the positive sum "
+                       "reaches its maximum 2m and stays there.",
+    "escape": "Measured escape step against the effective ODE's prediction T*/(ε κ lr) (the diagonal), and its "
+              "scaling in ε (the effective model predicts slope −1).",
+    "max_pos_sum": "Maximum over steps of the Fig. 2 positive sum against ε: small inits reach 2m (condensation).",
+    "z_spectrum": "Spectrum of the CNN's linearised dynamics Z: a gap after λ₁ makes the kernels condense onto v₁.",
+    "kernels_run": "|cos| between the CNN's kernels: blocks of ±1 are condensed kernels.",
+    "cosines_": "|cos| between hidden neurons' weight vectors at the first and last recorded step (block-ordered): "
+                "blocks of ±1 are neurons condensed onto a few directions.",
+    "phase_diagram": "Measured regime at each grid point (linear, critical, condensed) over the theory's boundary; "
+                     "S_w ± stderr is the width slope of RD.",
+    "phase_rd_width": "RD against width per grid point: decreasing is linear, flat critical, increasing condensed.",
+    "phase_scores": "Condensation scores over the grid.",
+}

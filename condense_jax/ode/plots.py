@@ -195,36 +195,69 @@ def scaling_figure(runs, series):
     return fig
 
 
-def theory_figures_from_dir(out: Path, fig_dir: Path | None = None) -> tuple[list[Path], dict]:
-    """Every theory-check figure of an ODE result directory, and the key numbers."""
+def _tables(out: Path):
+    """The runs and series of a three-layer ODE result directory (or one ConfigError line)."""
     from ..engine import store
 
-    out = Path(out)
     runs = store.read_runs(out)
     if "t_star" not in runs or "E0" not in runs:
         raise ConfigError(f"{str(out)!r} has no T* column: theory checks need an ODE sweep (condense ode / run)")
     _require_three_layer(runs)
-    fig_dir = Path(fig_dir) if fig_dir is not None else out / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    chosen = pick_runs(runs)
-    written = [tstar_bounds_figure(runs, store.read_series(out, chosen), fig_dir / "tstar_bounds.png", chosen)]
-    series = store.read_series(out, list(runs["run_id"]))
-    for name, make in (("tstar_ratio", lambda: ratio_figure(runs, series, chosen)), ("tstar_scaling", lambda: scaling_figure(runs, series))):
-        fig = make()
-        written.append(figures.save(fig, fig_dir / f"{name}.png"))
+    return runs, store.read_series(out, list(runs["run_id"]))
+
+
+def theory_numbers(runs, series) -> dict:
+    """The key numbers of the theory checks: Theorem 1 violations, the least measured C(t), and
+    the power-law exponents of T* in the width and in the imbalance at fixed width."""
     ok = runs[(runs["status"] == "blowup") & np.isfinite(runs["t_star"])]
     imb = theory.initial_imbalance(series[series["run_id"].isin(ok["run_id"])])
-    numbers = dict(
+    return dict(
         runs=len(runs), violations=theory.tstar_violations(runs),
         width_exponent=theory.power_law_fit(ok["width"], ok["t_star"]),
         imbalance_exponent=theory.power_law_fit(imb, ok.set_index("run_id").loc[imb.index, "t_star"],
                                                 groups=ok.set_index("run_id").loc[imb.index, "width"].to_numpy()),
         min_thm2_rate=float(np.nanmin(series["thm2_rate"])) if "thm2_rate" in series else np.nan,
     )
-    return written, numbers
+
+
+def theory_figures_from_dir(out: Path, fig_dir: Path | None = None) -> tuple[list[Path], dict]:
+    """Every theory-check figure of an ODE result directory, and the key numbers."""
+    out = Path(out)
+    runs, series = _tables(out)
+    fig_dir = Path(fig_dir) if fig_dir is not None else out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    chosen = pick_runs(runs)
+    written = [tstar_bounds_figure(runs, series[series["run_id"].isin(chosen)], fig_dir / "tstar_bounds.png", chosen)]
+    for name, make in (("tstar_ratio", lambda: ratio_figure(runs, series, chosen)), ("tstar_scaling", lambda: scaling_figure(runs, series))):
+        written.append(figures.save(make(), fig_dir / f"{name}.png"))
+    return written, theory_numbers(runs, series)
 
 
 def sweep_figures(out: Path, fig_dir: Path) -> list[Path]:
     """The figures of a finished ODE sweep (the registry's `figures`): T* and its bounds, the ratio
     and the scaling checks (three-layer sweeps; other depths have none)."""
     return theory_figures_from_dir(out, fig_dir)[0]
+
+
+CAPTIONS = {  # what to look for in each figure (the report's captions), by file stem prefix
+    "tstar_bounds": "Left: every run must lie below the diagonal T* = E₀^(−1/3) (Theorem 1; the title counts violations). "
+                    "Right: E(t) against the time left, between Theorem 1's lower and Theorem 2's upper envelope from the "
+                    "final-stage time; near T* every run follows the balanced law (T* − t)^(−3).",
+    "tstar_ratio": "ρ = (T* − t)/E^(−1/3) tends to 1 at blow-up, and the measured C(t) = Ė/(3E^(4/3)) stays ≥ 1 "
+                   "(Theorem 1's inequality) and tends to 1.",
+    "tstar_scaling": "T* against the width and against the imbalance ‖a(0)‖/‖c(0)‖, with fitted power laws "
+                     "(a fit is printed only where the points are a power law).",
+}
+
+
+def summary_lines(out: Path) -> list[str]:
+    """The theory checks in two lines (the registry's `summary`): Theorem 1 violations, the least
+    measured C(t), and the fitted exponents of T*; none for depths other than 3."""
+    try:
+        nums = theory_numbers(*_tables(Path(out)))
+    except ConfigError:
+        return []
+    w, i = nums["width_exponent"], nums["imbalance_exponent"]
+    return [f"{nums['runs']} runs; T* > E0^(-1/3) (Theorem 1 violated): {nums['violations']}; "
+            f"min measured C(t) = {nums['min_thm2_rate']:.6g} (Theorem 1: >= 1)",
+            f"T* ~ m^{w['slope']:.3f} ± {w['stderr']:.3f}; T* ~ (|a0|/|c0|)^{i['slope']:.3f} ± {i['stderr']:.3f}"]
