@@ -735,7 +735,11 @@ def _main(argv=None) -> int:
 
     warnings.formatwarning = lambda message, *args, **kwargs: f"condense: warning: {message}\n"
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # KEY=VALUE overrides may also follow the options (condense run SPEC --variant quick ode.seeds=4)
+        if getattr(args, "overrides", None) is None or any(e.startswith("-") or "=" not in e for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     if args.command is None:  # `condense` alone: the help
         parser.print_help()
         return 0

@@ -160,3 +160,15 @@ def cli_formats():
     from condense_jax import cli
 
     return cli.FIGURE_FORMATS
+
+
+def test_overrides_may_follow_the_options(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, shown, err = run_cli(["show", "four_phases", "--variant", "quick", "four_phases.seeds=3", "four_phases.widths=[7]"], capsys)
+    assert code == 0, err
+    config = tomllib.loads(shown)["four_phases"]
+    assert config["seeds"] == [0, 1, 2] and config["widths"] == [7] and config["name"] == "four_phases_quick"
+    code, _, err = run_cli(["show", "quickstart", "--variant", "x", "--bogus"], capsys)
+    assert code == 2 and "unrecognized arguments: --bogus" in err
+    code, _, err = run_cli(["ode", "--seeds", "3", "ode.seeds=2"], capsys)  # overrides are for run / show only
+    assert code == 2 and "unrecognized arguments: ode.seeds=2" in err
