@@ -248,10 +248,8 @@ def _plot(args) -> int:
         from .ode import plots
 
         paths, nums = plots.theory_figures_from_dir(out, output)
-        w, i = nums["width_exponent"], nums["imbalance_exponent"]
-        print(f"{nums['runs']} runs; T* > E0^(-1/3) (Theorem 1 violated): {nums['violations']}; "
-              f"min measured C(t) = {nums['min_thm2_rate']:.6g} (Theorem 1: >= 1)")
-        print(f"T* ~ m^{w['slope']:.3f} ± {w['stderr']:.3f}; T* ~ (|a0|/|c0|)^{i['slope']:.3f} ± {i['stderr']:.3f}")
+        for line in plots.theory_lines(nums):
+            print(line)
     elif args.figure == "tstar":
         from .ode import plots
 

@@ -117,3 +117,11 @@ def test_theory_figures_and_cli(ode_dir, tmp_path, capsys):
         plots.ratio_figure(runs, series.drop(columns="thm2_rate"))
     assert main(["plot", "theory", str(tmp_path / "missing")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_a_fit_that_cannot_be_made_says_so_instead_of_printing_nan():
+    nan_fit = theory.power_law_fit([20, 20, 20], [1.0, 2.0, 3.0])  # one width: no exponent
+    good = theory.power_law_fit([10, 20, 40, 80], [1.0, 2.0, 4.0, 8.0])
+    lines = plots.theory_lines(dict(runs=3, violations=0, min_thm2_rate=1.0, width_exponent=nan_fit, imbalance_exponent=good))
+    assert "nan" not in " ".join(lines)
+    assert "T* ~ m: no fit (3 runs" in lines[1] and "T* ~ (|a0|/|c0|)^1.000" in lines[1]

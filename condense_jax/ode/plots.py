@@ -257,7 +257,20 @@ def summary_lines(out: Path) -> list[str]:
         nums = theory_numbers(*_tables(Path(out)))
     except ConfigError:
         return []
-    w, i = nums["width_exponent"], nums["imbalance_exponent"]
+    return theory_lines(nums)
+
+
+def _fit_text(label: str, fit: dict, axis: str) -> str:
+    """`T* ~ m^0.123 ± 0.004`, or why there is no fit (a power law needs ≥ 3 points over ≥ 2 values)."""
+    if not np.isfinite(fit["slope"]):
+        return f"{label}: no fit ({fit['n']} runs, fewer than 2 distinct {axis} or too few points)"
+    se = f" ± {fit['stderr']:.3f}" if np.isfinite(fit["stderr"]) else " (no stderr: too few points)"
+    return f"{label}^{fit['slope']:.3f}{se}"
+
+
+def theory_lines(nums: dict) -> list[str]:
+    """The theory checks' numbers as the CLI prints them."""
     return [f"{nums['runs']} runs; T* > E0^(-1/3) (Theorem 1 violated): {nums['violations']}; "
             f"min measured C(t) = {nums['min_thm2_rate']:.6g} (Theorem 1: >= 1)",
-            f"T* ~ m^{w['slope']:.3f} ± {w['stderr']:.3f}; T* ~ (|a0|/|c0|)^{i['slope']:.3f} ± {i['stderr']:.3f}"]
+            f"{_fit_text('T* ~ m', nums['width_exponent'], 'widths')}; "
+            f"{_fit_text('T* ~ (|a0|/|c0|)', nums['imbalance_exponent'], 'imbalances')}"]
