@@ -116,7 +116,8 @@ def comparison(tmp_path_factory):
 def test_report_compares_sweeps_side_by_side(comparison):
     text = comparison.read_text()
     assert "Configuration differences" in text
-    diff = text[text.index("Configuration differences"):text.index("<h2>Figures</h2>")]
+    start = text.index("Configuration differences")
+    diff = text[start:text.index("</table>", start)]  # the differences table alone
     assert "scale_c" in diff and "[1.0]" in diff and "[0.4]" in diff and "widths" not in diff  # only what differs
     rows = re.findall(r'<div class="row">(.*?)</div>', text, re.S)
     assert rows and all(row.count("<img") == 2 for row in rows)  # each figure of both sweeps in one row
