@@ -86,6 +86,14 @@ class TrainSweep(SweepSpec):
     LIST_KEYS = ("widths", "init_scales", "scale_exponents", "gammas", "gamma_primes", "layer_scales")
 
     def __post_init__(self):
+        self._check_grid()
+        self._check_layers()
+        self._check_data()
+        self._check_training()
+        check_run_count(self.n_runs)
+
+    def _check_grid(self) -> None:
+        """Model, widths, seeds and the init-scale axis (ε, exponents γ, or two-layer (γ, γ'))."""
         set_ = lambda k, v: object.__setattr__(self, k, v)
         if self.model not in MODELS:
             raise ConfigError(f"unknown model {self.model!r}; known: {list(MODELS)}")
@@ -109,6 +117,10 @@ class TrainSweep(SweepSpec):
                 raise ConfigError("gammas need widths ≥ 2 (they are exponents of the width)")
             set_("gammas", nonempty_unique("gammas", self.gammas, finite))
             set_("gamma_primes", nonempty_unique("gamma_primes", self.gamma_primes, finite))
+
+    def _check_layers(self) -> None:
+        """Per-layer multipliers and exponents, and the CNN's layers, kernels and loss."""
+        set_ = lambda k, v: object.__setattr__(self, k, v)
         n_layers = {"three-layer": 3, "two-layer": 2, "deep-linear": 3, "cnn": 2}[self.model]
         if self.layer_scales is None:
             set_("layer_scales", (1.0,) * n_layers)
@@ -145,6 +157,10 @@ class TrainSweep(SweepSpec):
         if self.model != "cnn" and (self.loss != "mse" or self.hidden is not None or self.conv_layers != 1
                                     or self.conv_fan_gamma is not None):
             raise ConfigError(f"loss, hidden, conv_layers and conv_fan_gamma are cnn settings; model is {self.model!r}")
+
+    def _check_data(self) -> None:
+        """The output scale α, the switches, the data and its size and seed."""
+        set_ = lambda k, v: object.__setattr__(self, k, v)
         set_("alpha", positive_finite("alpha", self.alpha))
         for k in ("bias", "grid", "predict_escape"):
             if not isinstance(getattr(self, k), bool):
@@ -153,6 +169,10 @@ class TrainSweep(SweepSpec):
             raise ConfigError(f"data must be 'tanh', 'separable', 'fig3' or a path to an .npz file, got {self.data!r}")
         set_("n", int_at_least("n", self.n, 1))
         set_("data_seed", int_at_least("data_seed", self.data_seed, 0))
+
+    def _check_training(self) -> None:
+        """Step sizes, optimiser, steps and records, thresholds, dtype, chunking, name."""
+        set_ = lambda k, v: object.__setattr__(self, k, v)
         set_("lr", positive_finite("lr", self.lr))
         if self.lr_ntk is not None:
             set_("lr_ntk", positive_finite("lr_ntk", self.lr_ntk))
@@ -193,7 +213,6 @@ class TrainSweep(SweepSpec):
             set_("chunk_size", int_at_least("chunk_size", self.chunk_size, 1))
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"name must be a non-empty string, got {self.name!r}")
-        check_run_count(self.n_runs)
 
     def scale_axis(self) -> tuple[str, tuple[float, ...]]:
         """The vmapped init-scale axis: ("scale", ε values), ("scale_exponent", γ) or ("gamma", γ)."""
