@@ -288,6 +288,15 @@ class RunResult(NamedTuple):
     params: Params
 
 
+class Descent(NamedTuple):
+    """What a GD step carries: the parameters and the freeze bookkeeping (engine.freeze)."""
+
+    params: Params
+    status: jnp.ndarray  # STATUS_CODES
+    stop_time: jnp.ndarray  # time the run was frozen at (the last time while it runs)
+    stop_step: jnp.ndarray  # step it was frozen at (the step count while it runs)
+
+
 def make_descent(spec: FlowSpec, dirs) -> callable:
     """A pure `run(key, eps, x, y) -> RunResult` of small-step GD (x, y are arguments, so one
     compile serves every data set of the same shape)."""
@@ -305,25 +314,24 @@ def make_descent(spec: FlowSpec, dirs) -> callable:
         p0 = init(key, jnp.asarray(eps, dtype), spec.width, x.shape[1], spec.init, dtype)
         loss0 = loss_value(p0, x, y, spec.loss)
 
-        def step(i, carry):
-            p, status, stop, stop_step = carry
-            loss, grad = value_and_grad(p, x, y, spec.loss)
-            bad, done, status = freeze.judge(status, loss, loss0, spec.diverge_factor, spec.loss_threshold)
-            stop = jnp.where(bad | done, clock[i], stop)
-            stop_step = jnp.where(bad | done, i, stop_step)
-            new = jax.tree_util.tree_map(lambda q, g: q - steps[i] * g, p, grad)
-            return freeze.select(status == 0, new, p), status, stop, stop_step
+        def step(i, d: Descent) -> Descent:
+            loss, grad = value_and_grad(d.params, x, y, spec.loss)
+            bad, done, status = freeze.judge(d.status, loss, loss0, spec.diverge_factor, spec.loss_threshold)
+            stop_time = jnp.where(bad | done, clock[i], d.stop_time)
+            stop_step = jnp.where(bad | done, i, d.stop_step)
+            new = jax.tree_util.tree_map(lambda q, g: q - steps[i] * g, d.params, grad)
+            return Descent(freeze.select(status == 0, new, d.params), status, stop_time, stop_step)
 
         def interval(carry, k):
-            p, status, stop, stop_step, pattern = carry
-            p, status, stop, stop_step = jax.lax.fori_loop(starts[k], ends[k], step, (p, status, stop, stop_step))
-            rec, pattern = record(p, pattern, x, y, spec.loss, dirs)
-            return (p, status, stop, stop_step, pattern), rec
+            d, pattern = carry
+            d = jax.lax.fori_loop(starts[k], ends[k], step, d)
+            rec, pattern = record(d.params, pattern, x, y, spec.loss, dirs)
+            return (d, pattern), rec
 
         pattern0 = (x @ p0.w.T) > 0
-        carry0 = (p0, jnp.int32(0), clock[-1], jnp.int32(len(hs)), pattern0)
-        (p, status, stop, stop_step, _), recs = jax.lax.scan(interval, carry0, jnp.arange(len(counts)))
-        return RunResult(recs, clock[ends], status, stop, stop_step, p0, p)
+        d0 = Descent(p0, jnp.int32(0), clock[-1], jnp.int32(len(hs)))
+        (d, _), recs = jax.lax.scan(interval, (d0, pattern0), jnp.arange(len(counts)))
+        return RunResult(recs, clock[ends], d.status, d.stop_time, d.stop_step, p0, d.params)
 
     return run
 
