@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     import numpy as np
     import pandas as pd
 
+    from condense_jax import run
     from condense_jax.gd import sweep as train_sweep
     from condense_jax.gd import train
     from condense_jax.gd.phase_diagram import fit as phase
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        train_sweep.run_train_sweep(spec, Path(tmp) / "out", progress=False)
+        run(spec, Path(tmp) / "out", figures=False)
         runs = pd.read_parquet(Path(tmp) / "out" / "runs")
         table = phase.phase_table(runs)
         t_engine = time.perf_counter() - t0
