@@ -312,3 +312,14 @@ def test_figures_without_data_raise_a_clear_error(three):
     for make, words in cases:
         with pytest.raises(ConfigError, match=words):
             make()
+
+
+def test_escape_figure_with_one_init_scale_has_no_empty_panel_and_no_colourbar(three):
+    runs, _ = three
+    one = runs[runs["scale"] == runs["scale"].iloc[0]]
+    fig = tp.escape_figure(one)
+    assert len(fig.axes) == 1  # no ε-scaling panel, no colourbar axes
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(f"ε = {one['scale'].iloc[0]:g}" in t for t in labels), labels
+    many = tp.escape_figure(runs)
+    assert len(np.unique(runs["scale"])) >= 2 and len(many.axes) == 3  # scatter, its ε colourbar, the scaling panel

@@ -522,14 +522,22 @@ def escape_figure(runs):
     ok = ~diverged & ~never & ~nopred & (meas > 0)
     if not (~diverged & ~never & (meas > 0)).any():
         raise ConfigError("no run escaped its plateau: no escape steps to draw")
-    fig, (ax, ax_eps) = _figure(1, 2, figsize=(12.0, 5.0))
-    _escape_scaling(ax_eps, runs, meas, pred, ~diverged & ~never & (meas > 0))
+    escaped = ~diverged & ~never & (meas > 0)
+    all_eps = _num(runs["scale"])
+    levels = np.unique(all_eps[escaped & (all_eps > 0)])
+    if levels.size >= 2:  # the ε-scaling panel and an ε colour scale need at least two init scales
+        fig, (ax, ax_eps) = _figure(1, 2, figsize=(12.0, 5.0))
+        _escape_scaling(ax_eps, runs, meas, pred, escaped)
+    else:
+        fig, (ax,) = _figure(1, 1, figsize=(6.5, 5.0))
     if ok.any():
-        eps = _num(runs["scale"])[ok]
-        pos = eps[eps > 0]
-        norm = LogNorm(vmin=pos.min(), vmax=pos.max()) if pos.size and pos.min() < pos.max() else None
-        sc = ax.scatter(pred[ok], meas[ok], c=eps, cmap="viridis", norm=norm, s=18, gid="runs")
-        fig.colorbar(sc, ax=ax, label="init scale ε")
+        eps = all_eps[ok]
+        if levels.size >= 2:
+            sc = ax.scatter(pred[ok], meas[ok], c=eps, cmap="viridis", norm=LogNorm(vmin=levels.min(), vmax=levels.max()),
+                            s=18, gid="runs")
+            fig.colorbar(sc, ax=ax, label="init scale ε")
+        else:
+            ax.scatter(pred[ok], meas[ok], color="C0", s=18, gid="runs", label=f"runs (ε = {levels[0]:g})" if levels.size else "runs")
         lo, hi = min(pred[ok].min(), meas[ok].min()), max(pred[ok].max(), meas[ok].max())
         ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="measured = predicted", gid="diagonal")
         ax.legend(fontsize=8)
