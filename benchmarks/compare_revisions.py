@@ -61,11 +61,17 @@ def condense(tree: Path, args, out: Path, *extra) -> None:
         raise RuntimeError(f"{tree}: condense {' '.join(args)} exited {res.returncode}: {res.stderr[-1500:]}")
 
 
+SORT_KEYS = ("run_id", "seed", "tau", "t", "step", "neuron", "record", "layer")
+
+
 def tables(out: Path) -> dict:
+    """Every table of a result directory as its part files hold them (read without the store's
+    checks: a comparison must also see a damaged directory), in one fixed row order; the helper
+    the tests and benchmarks share (tests/helpers.py re-exports it)."""
     frames = {}
-    for sub in sorted(p for p in out.iterdir() if p.is_dir() and list(p.glob("part-*.parquet"))):
+    for sub in sorted(p for p in Path(out).iterdir() if p.is_dir() and list(p.glob("part-*.parquet"))):
         frame = pd.read_parquet(sub)
-        keys = [k for k in ("run_id", "tau", "t", "step", "neuron", "layer", "row", "col") if k in frame]
+        keys = [k for k in SORT_KEYS if k in frame]
         frames[sub.name] = frame.sort_values(keys, kind="stable").reset_index(drop=True)
     return frames
 

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
+from compare_revisions import tables  # noqa: E402  (the reader every comparison shares; this script's folder)
 
 from condense_jax import load  # noqa: E402
 from condense_jax.engine import store  # noqa: E402
@@ -47,15 +48,6 @@ def condense(args, out, *extra):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
     return subprocess.Popen([sys.executable, "-m", "condense_jax.cli", args[0], "--out", str(out), *args[1:], *extra,
                              "--quiet", "--no-figure"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-
-
-def tables(out: Path) -> dict:
-    frames = {}
-    for t in sorted(p.name for p in out.iterdir() if p.is_dir() and list(p.glob("part-*.parquet"))):
-        frame = pd.read_parquet(out / t)
-        keys = [k for k in ("run_id", "tau", "t", "step", "neuron", "layer") if k in frame]
-        frames[t] = frame.sort_values(keys).reset_index(drop=True)
-    return frames
 
 
 def same(a, b) -> bool:

@@ -441,6 +441,14 @@ def cmd_cache(args) -> int:
     return 0
 
 
+def _spec_arguments(p) -> None:
+    """SPEC, its KEY=VALUE overrides and --variant: what `run` and `show` resolve (_spec_and_overrides)."""
+    p.add_argument("spec", nargs="?", help="path to a .toml spec, or a name in sweeps/ (default: quickstart)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="override the spec's values, e.g. ode.widths=[5,10] ode.seeds=8 (TOML values, checked as the file's)")
+    p.add_argument("--variant", help="a [variants.NAME] of the spec, e.g. quick")
+
+
 def _list_command(sub) -> None:
     """`condense list`."""
     ls = sub.add_parser("list", help="the packaged specs and variants: description, runs, measured time",
@@ -454,9 +462,7 @@ def _show_command(sub) -> None:
     sh = sub.add_parser("show", help="the resolved configuration and grid size of a spec (nothing compiled)",
                         description="Print the configuration `condense run SPEC [overrides]` would run, as TOML, with "
                         "its run count and config hash; nothing is compiled or written.")
-    sh.add_argument("spec", nargs="?", help="path to a .toml spec, or a packaged name (default: quickstart)")
-    sh.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="as for condense run, e.g. ode.seeds=8")
-    sh.add_argument("--variant", help="a [variants.NAME] of the spec")
+    _spec_arguments(sh)
     sh.set_defaults(func=cmd_show)
 
 
@@ -475,10 +481,7 @@ def _run_command(sub) -> None:
     r = sub.add_parser("run", help="run a sweep from a TOML spec (default: the built-in quickstart)",
                        description="Run a sweep from a TOML spec file, or by name from sweeps/. "
                        "Without a spec, runs the built-in quickstart (its measured times: the README's table of sweep times).")
-    r.add_argument("spec", nargs="?", help="path to a .toml spec, or a name in sweeps/ (default: quickstart)")
-    r.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="override the spec's values, e.g. ode.widths=[5,10] ode.seeds=8 (TOML values, checked as the file's)")
-    r.add_argument("--variant", help="a [variants.NAME] of the spec, e.g. quick")
+    _spec_arguments(r)
     r.add_argument("--out", type=_out_dir, help="result directory (default: the spec's `out`, else condense_results/NAME)")
     _sweep_flags(r)
     cl = r.add_argument_group("cluster (submitit): the chunks as a job array; --out must be on a shared file system")

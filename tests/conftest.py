@@ -16,9 +16,13 @@ away from the user's, the `slow` marker; the shared helpers are in helpers.py.
 
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 import jax
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # helpers shared with the benchmarks
 
 _cache = os.environ.get("CONDENSE_JAX_TEST_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "condense_jax_tests"))
 if _cache == "fresh":  # one empty folder per session (the xdist workers inherit the controller's environment)

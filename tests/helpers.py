@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: the CLI in this process, and in a fresh one."""
+"""Helpers shared by the tests: the CLI in this process and in a fresh one, and `tables` (every table
+of a result directory in one row order, the benchmarks' own reader)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from compare_revisions import tables  # noqa: F401  (every table in one row order; benchmarks/, on the path by conftest.py)
 
 from condense_jax import cli
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import tables
 
 from condense_jax import cli, kinds
 from condense_jax.engine import cluster, store
@@ -28,16 +28,6 @@ t_max = 100
 n_records = 20
 chunk_size = 3
 """
-
-
-def tables(out: Path) -> dict:
-    """Every table of a result directory, in a fixed row order."""
-    frames = {}
-    for t in sorted(p.name for p in out.iterdir() if p.is_dir() and list(p.glob("part-*.parquet"))):
-        frame = pd.read_parquet(out / t)
-        keys = [k for k in ("run_id", "t", "step", "neuron", "layer", "record") if k in frame]
-        frames[t] = frame.sort_values(keys).reset_index(drop=True)
-    return frames
 
 
 @pytest.fixture(scope="module")

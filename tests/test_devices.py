@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from device_sweeps import KINDS
+from helpers import tables
 
 pytestmark = pytest.mark.slow  # fresh processes or end-to-end sweeps (conftest.py)
 
@@ -78,15 +79,6 @@ def _same(a: pd.DataFrame, b: pd.DataFrame, rtol: float, where: str, skip=()) ->
             pd.testing.assert_series_equal(x, y, check_exact=True, obj=f"{where}: {col}")
 
 
-def _tables(folder: Path) -> dict[str, pd.DataFrame]:
-    out = {}
-    for table in sorted(p.name for p in folder.iterdir() if p.is_dir() and list(p.glob("part-*.parquet"))):
-        frame = pd.read_parquet(folder / table)
-        keys = [k for k in ("run_id", "seed", "tau", "t", "step", "neuron", "record", "layer") if k in frame]
-        out[table] = frame.sort_values(keys).reset_index(drop=True)
-    return out
-
-
 @pytest.fixture(scope="module")
 def device_runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("devices")
@@ -103,9 +95,9 @@ def device_runs(tmp_path_factory):
 
 
 @pytest.mark.parametrize("devices", ["two", "four"])
-def test_every_kind_gives_the_single_device_tables(device_runs, devices):
+def test_every_kind_gives_the_single_devicetables(device_runs, devices):
     for kind in KINDS:
-        one, many = _tables(device_runs / "one" / kind), _tables(device_runs / devices / kind)
+        one, many = tables(device_runs / "one" / kind), tables(device_runs / devices / kind)
         assert set(one) == set(many) and {"runs", "series"} <= set(one), kind
         for table in one:
             rtol = SHARED_RTOL if kind == "ode_shared" else ODE_RTOL if kind.startswith("ode") else 0.0

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 
+import compare_revisions as cr  # benchmarks/ (on the path by conftest.py)
 import pandas as pd
 import pytest
 from helpers import ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import compare_revisions as cr
 
 BEFORE = "46af76a"
 pytestmark = pytest.mark.slow

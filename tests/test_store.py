@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import tables
 
 from condense_jax import cli, kinds, load
 from condense_jax.engine import execute, store
@@ -31,15 +32,6 @@ TRAIN = ["train", "--widths", "5", "--seeds", "6", "--init-scales", "1e-2", "1e-
 
 def run(args, out, *extra) -> int:
     return cli.main([args[0], "--out", str(out), *args[1:], *extra])
-
-
-def tables(out: Path) -> dict:
-    frames = {}
-    for t in sorted(p.name for p in out.iterdir() if p.is_dir() and list(p.glob("part-*.parquet"))):
-        frame = pd.read_parquet(out / t)
-        keys = [k for k in ("run_id", "tau", "t", "step", "neuron", "layer") if k in frame]
-        frames[t] = frame.sort_values(keys).reset_index(drop=True)
-    return frames
 
 
 def same(a: dict, b: dict) -> None:

@@ -35,13 +35,6 @@ STEP_LABEL = "step (0, then log scale)"
 # ---------------------------------------------------------------- reading
 
 
-def read_runs(path: Path):
-    """The runs table sorted by run_id."""
-    from ..engine import store
-
-    return store.read_runs(path)
-
-
 def read_series(path: Path, run_ids=None):
     """The training series (optionally only some runs) sorted by run_id then step; empty if absent."""
     from ..engine import store
@@ -580,11 +573,13 @@ def figures_from_dir(path: Path, out_dir: Path | None = None) -> list[Path]:
     """Write every figure that applies to the result directory (default out_dir: DIR/figures) and
     return the PNG paths. A missing series/ or cosines/ table or column skips the figures that need
     it; a directory without runs/ raises ConfigError."""
+    from ..engine import store
+
     path = Path(path)
     out_dir = Path(out_dir) if out_dir is not None else path / "figures"
     if not (path / "runs").exists():
         raise ConfigError(f"{str(path)!r} has no runs/ table: not a condense_jax training result")
-    runs = read_runs(path)
+    runs = store.read_runs(path)
     if "model" not in runs:
         runs = runs.assign(model="three-layer")
     written: list[Path] = []
@@ -647,7 +642,7 @@ def read_cosines_ids(path: Path) -> list[int]:
 
 __all__ = [
     "assumption2_figure", "block_order", "cosine_heatmaps", "escape_figure", "figures_from_dir", "loss_figure",
-    "matrix_factorisation_figure", "max_pos_sum_figure", "pick_train_runs", "read_cosines", "read_runs", "read_series",
+    "matrix_factorisation_figure", "max_pos_sum_figure", "pick_train_runs", "read_cosines", "read_series",
 ]
 
 
