@@ -211,10 +211,10 @@ def summary_lines(path: Path) -> list[str]:
 
 
 CAPTIONS = {  # what to look for in each figure (the report's captions), by file stem prefix
-    "phase_times": "Boundary times of the four phases across the sweep against log(1/ε): t_I→II grows linearly in "
-                   "log(1/ε) (the fitted slope is printed), the later boundaries follow.",
+    "phase_times": "Boundary times of the four phases across the sweep against log(1/ε); the fit of t_I→II against "
+                   "log(1/ε) (slope ± stderr) is in the summary.",
     "timeline_run": "One run's loss, accuracy and alignment over time with its detected phases shaded: I condensation, "
                     "II saddle to plateau, III plateau escape, IV convergence.",
-    "neurons_run": "Each neuron's direction and norm at the phase boundaries: they gather on a few directions "
-                   "(condensation) before the loss moves.",
+    "neurons_run": "Each neuron's direction and norm at the phase boundaries: look for them gathering on a few "
+                   "directions (condensation) in phase I.",
 }

@@ -651,12 +651,13 @@ CAPTIONS = {  # what to look for in each figure (the report's captions), by file
              "the smaller ε, the longer the plateau.",
     "matrix_factorisation": "Deep matrix factorisation (Fig. 3): the singular values of W = W³W²W¹ are learned one "
                             "after another, with saddle plateaus between.",
-    "assumption2_run": "Assumption 2's indicators along training (Fig. 2a): in the condensed regime the positive sum "
-                       "reaches its maximum 2m and stays there.",
+    "assumption2_run": "Assumption 2's indicators along training (Fig. 2a): look for the positive sum reaching its "
+                       "maximum 2m, where Assumption 2 (1) holds.",
     "escape": "Measured escape step against the effective ODE's prediction T*/(ε κ lr) (the diagonal), and its "
               "scaling in ε (the effective model predicts slope −1).",
-    "max_pos_sum": "Maximum over steps of the Fig. 2 positive sum against ε: small inits reach 2m (condensation).",
-    "z_spectrum": "Spectrum of the CNN's linearised dynamics Z: a gap after λ₁ makes the kernels condense onto v₁.",
+    "max_pos_sum": "Maximum over steps of the Fig. 2 positive sum against ε: 2m means Assumption 2 (1) held at some step.",
+    "z_spectrum": "Spectrum of the CNN's linearised dynamics Z: look for a gap after λ₁, the condition under which "
+                  "the CNN paper's kernels condense onto v₁.",
     "kernels_run": "|cos| between the CNN's kernels: blocks of ±1 are condensed kernels.",
     "cosines_": "|cos| between hidden neurons' weight vectors at the first and last recorded step (block-ordered): "
                 "blocks of ±1 are neurons condensed onto a few directions.",

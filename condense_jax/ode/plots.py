@@ -243,8 +243,9 @@ CAPTIONS = {  # what to look for in each figure (the report's captions), by file
     "tstar_bounds": "Left: every run must lie below the diagonal T* = E₀^(−1/3) (Theorem 1; the title counts violations). "
                     "Right: E(t) against the time left, between Theorem 1's lower and Theorem 2's upper envelope from the "
                     "final-stage time; near T* every run follows the balanced law (T* − t)^(−3).",
-    "tstar_ratio": "ρ = (T* − t)/E^(−1/3) tends to 1 at blow-up, and the measured C(t) = Ė/(3E^(4/3)) stays ≥ 1 "
-                   "(Theorem 1's inequality) and tends to 1.",
+    "tstar_ratio": "ρ = (T* − t)/E^(−1/3) (≤ 1 by Theorem 1) and the measured C(t) = Ė/(3E^(4/3)) (≥ 1, the "
+                   "inequality Theorem 1's proof rests on); look for both near 1 close to T*, as on the balanced law "
+                   "(measured, not proved for every start).",
     "tstar_scaling": "T* against the width and against the imbalance ‖a(0)‖/‖c(0)‖, with fitted power laws "
                      "(a fit is printed only where the points are a power law).",
 }
