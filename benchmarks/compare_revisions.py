@@ -3,6 +3,7 @@ commands, column by column, and a sweep written by the old revision resumed by t
 
     python benchmarks/compare_revisions.py --before 46af76a          # against the working tree
     python benchmarks/compare_revisions.py --before 46af76a --quick  # one command per kind
+    python benchmarks/compare_revisions.py --before 46af76a --widened  # allow #19's wider column types
 
 Every command runs in a fresh process of each revision (its own checkout, `git worktree` of
 --before), CPU only, no compilation cache. For each, every table of the result directory must hold
@@ -25,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+from condense_jax.engine import store
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["--quiet", "--no-figure"]
@@ -70,14 +74,21 @@ def tables(out: Path) -> dict:
     the tests and benchmarks share (tests/helpers.py re-exports it)."""
     frames = {}
     for sub in sorted(p for p in Path(out).iterdir() if p.is_dir() and list(p.glob("part-*.parquet"))):
-        frame = pd.read_parquet(sub)
+        try:
+            frame = pd.read_parquet(sub)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):  # parts of two versions' types
+            frame = store._read_parts(sorted(sub.glob("part-*.parquet")))
         keys = [k for k in SORT_KEYS if k in frame]
         frames[sub.name] = frame.sort_values(keys, kind="stable").reset_index(drop=True)
     return frames
 
 
-def differences(a: Path, b: Path) -> list[str]:
-    """Every way the result directories differ: tables, columns, dtypes, values, config hash."""
+def differences(a: Path, b: Path, widened: bool = False) -> list[str]:
+    """Every way the result directories differ: tables, columns, dtypes, values, config hash.
+
+    widened: `b` may store a column in the store's wider types (issue #19: float32 → float64,
+    int32 → int64, text → categorical, a flat cosine list → its matrix of rows) as long as every
+    value is the same after that exact conversion."""
     ta, tb = tables(a), tables(b)
     out = []
     if sorted(ta) != sorted(tb):
@@ -91,9 +102,9 @@ def differences(a: Path, b: Path) -> list[str]:
             out.append(f"{name}: {len(fa)} vs {len(fb)} rows")
             continue
         for col in fa.columns:
-            if fa[col].dtype != fb[col].dtype:
+            if fa[col].dtype != fb[col].dtype and not (widened and _widening(fa[col], fb[col])):
                 out.append(f"{name}.{col}: dtype {fa[col].dtype} vs {fb[col].dtype}")
-            elif not _equal(fa[col], fb[col]):
+            elif not _equal(*((_widen(fa[col], fb[col]), fb[col]) if widened else (fa[col], fb[col]))):
                 out.append(f"{name}.{col}: values differ")
     ha, hb = (json.loads((d / "manifest.json").read_text())["config_hash"] for d in (a, b))
     if ha != hb:
@@ -101,17 +112,43 @@ def differences(a: Path, b: Path) -> list[str]:
     return out
 
 
+def _widening(x: pd.Series, y: pd.Series) -> bool:
+    """y's dtype is one the store widens x's to (an exact conversion)."""
+    if x.dtype.kind == "f" and y.dtype == np.float64:
+        return True
+    if x.dtype.kind in "iu" and y.dtype == np.int64:
+        return True
+    return isinstance(y.dtype, pd.CategoricalDtype) and (x.dtype == object or pd.api.types.is_string_dtype(x.dtype))
+
+
+def _widen(x: pd.Series, y: pd.Series) -> pd.Series:
+    """x in y's representation, when y holds the widened form (values untouched: exact casts)."""
+    if x.dtype == y.dtype:
+        if x.dtype == object and len(x) and isinstance(y.iloc[0], np.ndarray) and y.iloc[0].dtype == object:
+            return pd.Series([np.asarray(v, np.float64).reshape(len(w), -1) for v, w in zip(x, y)])  # flat list → rows
+        return x
+    if isinstance(y.dtype, pd.CategoricalDtype):
+        return x.astype(y.dtype)
+    return x.astype(y.dtype)
+
+
 def _equal(x: pd.Series, y: pd.Series) -> bool:
     if x.dtype.kind in "fc":
         u, v = x.to_numpy(), y.to_numpy()
         return bool(np.array_equal(u.view(np.uint8), v.view(np.uint8)) or np.array_equal(u, v, equal_nan=True))
     if x.dtype == object:
-        return all(np.array_equal(np.asarray(p), np.asarray(q)) if isinstance(p, (list, np.ndarray)) else p == q or (p != p and q != q)
+        return all(np.array_equal(_rows(p), _rows(q)) if isinstance(p, (list, np.ndarray)) else p == q or (p != p and q != q)
                    for p, q in zip(x, y))
     return bool(x.equals(y))
 
 
-def compare(before: str, names, resumed=(), log=print) -> dict[str, list[str]]:
+def _rows(v) -> np.ndarray:
+    """A list value as an array (a list of row arrays, as Parquet gives a matrix back, stacked)."""
+    v = np.asarray(v) if not (isinstance(v, np.ndarray) and v.dtype == object and len(v)) else np.stack(v)
+    return v
+
+
+def compare(before: str, names, resumed=(), log=print, widened: bool = False) -> dict[str, list[str]]:
     """{command or resume name: differences} (empty lists: equal)."""
     found = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,7 +159,7 @@ def compare(before: str, names, resumed=(), log=print) -> dict[str, list[str]]:
                 args = COMMANDS[name]
                 condense(old, args, tmp / f"{name}.before")
                 condense(ROOT, args, tmp / f"{name}.after")
-                found[name] = differences(tmp / f"{name}.before", tmp / f"{name}.after")
+                found[name] = differences(tmp / f"{name}.before", tmp / f"{name}.after", widened)
                 log(f"{name}: {'same tables' if not found[name] else '; '.join(found[name])}")
             for name in resumed:
                 args, whole = COMMANDS[name], tmp / f"{name}.before"
@@ -138,7 +175,7 @@ def compare(before: str, names, resumed=(), log=print) -> dict[str, list[str]]:
                         f.unlink()
                 condense(ROOT, args, part, "--resume")
                 key = f"{name} (written by {before}, resumed by this tree)"
-                found[key] = differences(whole, part)
+                found[key] = differences(whole, part, widened)
                 log(f"{key}: {'same tables' if not found[key] else '; '.join(found[key])}")
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, capture_output=True)
@@ -149,9 +186,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", required=True, help="the old revision (e.g. 46af76a, the last commit before #18)")
     ap.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
+    ap.add_argument("--widened", action="store_true",
+                    help="accept the wider column types of issue #19 (float64, int64, categoricals, matrices) when every value is equal")
     args = ap.parse_args()
     names = QUICK if args.quick else tuple(COMMANDS)
-    found = compare(args.before, names, RESUMED)
+    found = compare(args.before, names, RESUMED, widened=args.widened)
     bad = {k: v for k, v in found.items() if v}
     print(f"{len(found) - len(bad)} of {len(found)} equal")
     return 1 if bad else 0

@@ -422,6 +422,34 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_describe(args) -> int:
+    """The data dictionary: of a result directory's tables (from their Parquet field metadata), of
+    a kind, or every kind's as the README's Markdown."""
+    from .engine import columns, store
+
+    if args.markdown:
+        print(docs_columns())
+        return 0
+    if args.result is None:
+        for table, cols in kinds.dictionary(args.kind).items():
+            print("\n".join(columns.lines(table, cols)))
+        return 0
+    out = Path(args.result)
+    kind = kinds.result_kind(out)
+    print(f"# {str(out)!r}: {kind.label} sweep; meaning (unit) — source, from each table's Parquet field metadata")
+    for table, entries in store.describe(out).items():
+        print("\n".join(columns.lines(table, {c: e[0] for c, e in entries.items()}, {c: e[1] for c, e in entries.items()})))
+    return 0
+
+
+def docs_columns() -> str:
+    """Every kind's data dictionary as Markdown: the README's column lists (tests/test_columns.py)."""
+    from .engine import columns
+
+    labels = {"ode": "condense ode", "train": "condense train", "four_phases": "condense four-phases"}
+    return "\n".join(columns.markdown(labels[k], kinds.dictionary(k)) for k in kinds.KINDS)
+
+
 def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "condense_jax" / "xla"
 
@@ -464,6 +492,18 @@ def _show_command(sub) -> None:
                         "its run count and config hash; nothing is compiled or written.")
     _spec_arguments(sh)
     sh.set_defaults(func=cmd_show)
+
+
+def _describe_command(sub) -> None:
+    """`condense describe [DIR] [--kind K] [--markdown]`."""
+    de = sub.add_parser("describe", help="the data dictionary: what every column means, its unit and source",
+                        description="Print what every column of a result directory's tables means, its unit and the "
+                        "equation or module it comes from (read from the tables' Parquet field metadata); without "
+                        "DIR, the dictionary of a kind of sweep.")
+    de.add_argument("result", nargs="?", help="result directory (default: describe --kind)")
+    de.add_argument("--kind", choices=sorted(kinds.KINDS), default="ode", help="the kind to describe without DIR (default: ode)")
+    de.add_argument("--markdown", action="store_true", help="every kind's dictionary as Markdown (the README's column lists)")
+    de.set_defaults(func=cmd_describe)
 
 
 def _cache_command(sub) -> None:
@@ -710,6 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
     _four_phases_command(sub)
     _report_command(sub)
     _plot_command(sub)
+    _describe_command(sub)
     _cache_command(sub)
     return p
 

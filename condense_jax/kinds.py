@@ -26,6 +26,7 @@ class Kind:
     figures(out, fig_dir) -> list[Path]           every figure that applies to a finished sweep
     summary(out) -> list[str]                     lines printed after the sweep (and derived tables written)
     captions: {file stem prefix: what to look for}  the report's figure captions (a module attribute)
+    columns: {table: {column: Column}}           the data dictionary (a module attribute; engine/columns.py)
     """
 
     name: str
@@ -36,17 +37,19 @@ class Kind:
     summary: str | None
     plots: tuple[str, ...]  # the `condense plot NAME` figures that read this kind
     captions: str = ""
+    columns: str = ""
 
 
 KINDS = {
     "ode": Kind("ode", OdeSweep, "an ODE", "condense_jax.ode.sweep:plan_ode_sweep", "condense_jax.ode.plots:sweep_figures",
-                "condense_jax.ode.plots:summary_lines", ("tstar", "theory"), "condense_jax.ode.plots:CAPTIONS"),
+                "condense_jax.ode.plots:summary_lines", ("tstar", "theory"), "condense_jax.ode.plots:CAPTIONS",
+                "condense_jax.ode.columns:COLUMNS"),
     "train": Kind("train", TrainSweep, "a training", "condense_jax.gd.sweep:plan_train_sweep",
                   "condense_jax.gd.plots:sweep_figures", "condense_jax.gd.phase_diagram.plots:sweep_summary", ("train",),
-                  "condense_jax.gd.plots:CAPTIONS"),
+                  "condense_jax.gd.plots:CAPTIONS", "condense_jax.gd.columns:ALL"),
     "four_phases": Kind("four_phases", FourPhaseSweep, "a four-phase", "condense_jax.four_phases.sweep:plan_four_phases",
                         "condense_jax.four_phases.plots:figures_from_dir", "condense_jax.four_phases.plots:summary_lines",
-                        ("phases",), "condense_jax.four_phases.plots:CAPTIONS"),
+                        ("phases",), "condense_jax.four_phases.plots:CAPTIONS", "condense_jax.four_phases.columns:COLUMNS"),
 }
 SPEC_KINDS = {k: v.spec for k, v in KINDS.items()}
 PLOTS = {plot: kind.name for kind in KINDS.values() for plot in kind.plots}  # condense plot NAME -> kind
@@ -87,6 +90,12 @@ def spec_from_config(doc: dict):
 def plan_from_config(doc: dict):
     """The Plan of a spec given as its to_dict(): what a job-array task calls (picklable by reference)."""
     return plan(spec_from_config(doc))
+
+
+def dictionary(kind: str) -> dict:
+    """The data dictionary of a kind: {table: {column: Column}} (derived tables such as phase/
+    included)."""
+    return resolve(KINDS[kind].columns)
 
 
 def result_kind(out: Path) -> Kind:

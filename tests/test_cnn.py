@@ -193,7 +193,7 @@ def test_cnn_through_the_cli(tmp_path, capsys):
     assert (small["share_v1"] > 0.5).all() and (large["share_v1"] < 0.5).all()
     cos = pd.read_parquet(out / "cosines")
     assert set(cos["layer"]) == {"conv1", "kernels_conv1"}
-    assert len(cos.loc[cos["layer"] == "conv1", "cos"].iloc[0]) == 64
+    assert np.stack(cos.loc[cos["layer"] == "conv1", "cos"].iloc[0]).shape == (8, 8)  # a list of rows
     # figures: ZᵀZ spectrum (its points are the squared singular values) and per-kernel amplitude / cos
     from condense_jax.gd import plots as train_plots
 
@@ -201,7 +201,7 @@ def test_cnn_through_the_cli(tmp_path, capsys):
     assert "z_spectrum.png" in paths and any(p.startswith("kernels_run") for p in paths)
     rid = int(cos.loc[cos["layer"] == "kernels_conv1", "run_id"].iloc[0])
     fig = train_plots.kernel_figure(cos, rid)
-    per = np.asarray(cos[(cos["run_id"] == rid) & (cos["layer"] == "kernels_conv1") & (cos["step"] == cos["step"].max())]["cos"].iloc[0]).reshape(-1, 2)
+    per = np.stack(cos[(cos["run_id"] == rid) & (cos["layer"] == "kernels_conv1") & (cos["step"] == cos["step"].max())]["cos"].iloc[0]).reshape(-1, 2)
     cos_line = [ln for ln in fig.axes[1].lines if ln.get_gid() == "cos_v1"][0]
     np.testing.assert_allclose(np.sort(cos_line.get_ydata()), np.sort(per[:, 0]), rtol=1e-6)
     with pytest.raises(Exception, match="no per-kernel records"):

@@ -72,11 +72,11 @@ def test_a_signal_during_the_last_chunk_leaves_a_complete_sweep(tmp_path, capsys
         pytest.skip("signals reach only the main thread")
     real = execute.write_chunk
 
-    def write(out, part, chunk, meta):
+    def write(out, part, chunk, meta, columns=None):
         if part == 1:  # the last of two chunks
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.2)  # the watcher announces it
-        return real(out, part, chunk, meta)
+        return real(out, part, chunk, meta, columns)
 
     monkeypatch.setattr(execute, "write_chunk", write)
     out = tmp_path / "d"

@@ -82,8 +82,28 @@ def test_power_law_fit_recovers_exponents():
     y2 = x2**0.3 * np.where(g == 1, 1e-3, 1.0) * np.exp(0.02 * rng.standard_normal(200))
     grouped = theory.power_law_fit(x2, y2, groups=g)
     assert abs(grouped["slope"] - 0.3) < 3 * grouped["stderr"] and grouped["stderr"] < 0.02
-    assert abs(theory.power_law_fit(x2, y2)["slope"] - 0.3) > 0.5
+    pooled = theory.power_law_fit(x2, y2)  # the pooled points jump at x = 10: no one power law over them
+    assert pooled["law"] == "range" and (pooled["x_hi"] <= 10 or pooled["x_lo"] >= 10)
     assert np.isnan(theory.power_law_fit([5.0, 5.0], [1.0, 2.0])["slope"])
+
+
+def test_power_law_is_fitted_only_where_it_holds():
+    """The stated heuristic: the widest run of >= 3 neighbouring levels whose local log-log slopes
+    are within POWER_LAW_TOL of the exponent; a saturating curve is fitted below the saturation,
+    two levels are a slope (no test), and a curve that bends everywhere is no power law."""
+    x = np.repeat([0.1, 0.3, 1.0, 3.0, 10.0], 5)
+    saturating = np.minimum(x, 1.0) ** 0.5  # T* against the imbalance: flat above a ratio of 1
+    fit = theory.power_law_fit(x, saturating)
+    assert fit["law"] == "range" and fit["slope"] == pytest.approx(0.5) and (fit["x_lo"], fit["x_hi"]) == pytest.approx((0.1, 1.0))
+    exact = theory.power_law_fit(x, x**-0.25)
+    assert exact["law"] == "holds" and exact["slope"] == pytest.approx(-0.25) and exact["levels_used"] == 5
+    two = theory.power_law_fit([1.0, 1.0, 3.0, 3.0], [1.0, 1.1, 2.0, 2.1])
+    assert two["law"] == "two levels" and np.isfinite(two["slope"])
+    bending = theory.power_law_fit(x, np.exp(np.log(x) ** 2))  # local slopes -2.9 ... 3.5: no 3 agree
+    assert bending["law"] == "no" and np.isnan(bending["slope"])
+    lines = plots.theory_lines(dict(runs=25, violations=0, min_thm2_rate=1.0, width_exponent=bending, imbalance_exponent=fit))
+    assert "T* ~ m: not a power law" in lines[1] and "for imbalance 0.1–1 only (3 of 5 imbalances" in lines[1]
+    assert "heuristic" in lines[2] and "nan" not in " ".join(lines)
 
 
 def test_violation_count():

@@ -54,7 +54,7 @@ class ChunkTask(submitit.helpers.Checkpointable):
         with store.writing(out, lambda: None, shared=True):
             for i in indices:
                 if not execute.chunk_done(out, i, plan.chunks[i], plan.config_hash):
-                    execute.write_chunk(out, i, plan.chunks[i], meta)
+                    execute.write_chunk(out, i, plan.chunks[i], meta, plan.columns)
                     done.append(i)
         return {"computed": done, "requested": list(indices)}
 

@@ -93,7 +93,7 @@ def _execute(plan: Plan, out: Path, progress: bool, resume: bool) -> dict:
     meta = begin(plan, out, resume)
     bar = Progress(plan.n_runs, plan.name, progress, len(plan.chunks))
     try:
-        computed = _write_chunks(out, plan.chunks, meta, bar, resume)
+        computed = _write_chunks(out, plan, meta, bar, resume)
     finally:
         bar.close()
     return finish(plan, out, meta, computed, wall_seconds=round(time.monotonic() - t0, 3))
@@ -155,9 +155,10 @@ def _part_counts(path: Path) -> dict[str, int]:
     return pd.read_parquet(path, columns=["status"])["status"].value_counts().to_dict()
 
 
-def write_chunk(out: Path, part: int, chunk: Chunk, meta: dict) -> None:
+def write_chunk(out: Path, part: int, chunk: Chunk, meta: dict, columns: dict | None = None) -> None:
     """Compute one chunk and write its tables as part `part`, then its receipt (store.py): the
-    old receipt goes first, so an interruption anywhere leaves the chunk not done."""
+    old receipt goes first, so an interruption anywhere leaves the chunk not done. `columns`: the
+    plan's data dictionary, written into each table's field metadata."""
     name = store.part_name(part)
     t0 = time.monotonic()
     frames = chunk.compute()
@@ -167,7 +168,7 @@ def write_chunk(out: Path, part: int, chunk: Chunk, meta: dict) -> None:
     for table in sorted(frames, key=lambda t: t == "runs"):
         frame = frames[table]
         if len(frame) or table in ("runs", "series"):
-            written[table] = store.write_table(frame, out / table / name, meta)
+            written[table] = store.write_table(frame, out / table / name, meta, (columns or {}).get(table))
         elif (out / table / name).exists():  # an empty table part replaces a stale one
             (out / table / name).unlink()
     store.write_receipt(out, part, chunk.key, meta["config_hash"], written, round(time.monotonic() - t0, 3))
@@ -178,14 +179,15 @@ def chunk_done(out: Path, part: int, chunk: Chunk, config_hash: str) -> bool:
     return store.chunk_verified(out, part, chunk.key, config_hash)
 
 
-def _write_chunks(out: Path, chunks: list[Chunk], meta: dict, progress: Progress, resume: bool) -> int:
+def _write_chunks(out: Path, plan: Plan, meta: dict, progress: Progress, resume: bool) -> int:
     """Write each chunk's tables (runs, series, and any others) as numbered Parquet parts; return
     how many were computed. With `resume`, a chunk that is done (verified receipt) is kept."""
     computed = 0
+    chunks = plan.chunks
     for part, chunk in enumerate(chunks):
         skipped = resume and chunk_done(out, part, chunk, meta["config_hash"])
         if not skipped:
-            write_chunk(out, part, chunk, meta)
+            write_chunk(out, part, chunk, meta, plan.columns)
             computed += 1
         progress.update(chunk.n_runs, skipped)
         if part + 1 < len(chunks):

@@ -35,6 +35,7 @@ class Plan(NamedTuple):
     n_runs: int
     name: str
     chunks: list[Chunk]
+    columns: dict | None = None  # the data dictionary {table: {column: Column}} (engine/columns.py)
 
 
 def seed_keys(seeds, width: int):

@@ -77,6 +77,16 @@ def _summary(runs) -> str:
     return _table(rows, ["column", "finite", "median", "min", "max"])
 
 
+def _dictionary(path: Path) -> str:
+    """The data dictionary the tables carry (store.describe), one collapsible table per table."""
+    parts = []
+    for table, entries in store.describe(path).items():
+        rows = [(name, kind, col.meaning, col.unit, col.source) for name, (col, kind) in entries.items()]
+        parts.append(f"<details><summary>{html.escape(table)} ({len(rows)} columns)</summary>"
+                     f"{_table(rows, ['column', 'type', 'meaning', 'unit', 'source'])}</details>")
+    return "".join(parts)
+
+
 class Sweep(NamedTuple):
     """One result directory as the report shows it (the kind's parts come from the registry)."""
 
@@ -163,7 +173,7 @@ def build_report(sweep: Sweep, output: Path | None = None) -> Path:
     if not s["images"]:
         body.append("<p>No figure applies to these tables.</p>")
     body += [f'<p class="warn">{html.escape(n)}</p>' for n in s["notes"]]
-    body += ["<h2>Runs table</h2>", _summary(s["runs"]),
+    body += ["<h2>Runs table</h2>", _summary(s["runs"]), "<h2>Columns</h2>", _dictionary(s["path"]),
              "<h2>Configuration</h2>", _table([(k, _compact(v)) for k, v in s["config"].items()], ["key", "value"]),
              "<h2>Provenance</h2>", _table(provenance)]
     return _write(Path(output) if output else s["path"] / "report.html", _page(f"condense_jax report: {s['name']}", body))

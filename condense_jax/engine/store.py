@@ -122,16 +122,68 @@ def remove_own_temporaries() -> None:
                 pass
 
 
-def write_table(df, path: Path, metadata: dict) -> dict:
-    """Write a DataFrame as one Parquet file, atomically, with `metadata` in the file's key-value
-    store; returns its receipt entry {"rows", "sha256"} (the digest of the bytes written)."""
+def arrow_table(df, metadata: dict, dictionary: dict | None = None):
+    """A DataFrame as the Arrow table the store writes: one float width (float64) and one int
+    width (int64) per table, text columns dictionary-encoded (pandas reads them as categoricals),
+    lists of rows (a cosine matrix) as list<list<double>>; each field carries its data-dictionary
+    entry (meaning, unit, source: engine/columns.py) and the file `metadata` (provenance)."""
+    import pyarrow as pa
+
+    from . import columns
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    fields, arrays = [], []
+    for field, array in zip(table.schema, table.columns):
+        array = _uniform(array)
+        col = columns.entry(dictionary, field.name) if dictionary else None
+        fields.append(pa.field(field.name, array.type, metadata=columns.field_metadata(col) if col else None))
+        arrays.append(array)
+    meta = dict(table.schema.metadata or {})
+    meta[b"condense_jax"] = json.dumps(metadata, default=str).encode()
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
+
+
+def _uniform(array):
+    """One column in the store's types: float64, int64, dictionary-encoded text, matrices as
+    list<list<double>>; anything else (bool, …) as it is."""
+    import pyarrow as pa
+
+    kind = array.type
+    if pa.types.is_floating(kind):
+        return array.cast(pa.float64())
+    if pa.types.is_integer(kind):
+        return array.cast(pa.int64())
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return array.dictionary_encode()
+    if pa.types.is_list(kind) and pa.types.is_list(kind.value_type):
+        return array.cast(pa.list_(pa.list_(pa.float64())))
+    return array
+
+
+def _read_parts(files, columns=None, filters=None):
+    """The parts as one pandas DataFrame. Parts written by an older version (float32 columns, plain
+    text) are brought to the store's types first, so a sweep resumed across versions reads as one."""
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[b"condense_jax"] = json.dumps(metadata, default=str).encode()
-    table = table.replace_schema_metadata(meta)
+    parts = [pq.read_table(f, columns=columns, filters=filters) for f in files]
+    parts = [pa.Table.from_arrays([_uniform(c) for c in t.columns], schema=pa.schema(
+        [pa.field(f.name, _uniform(c).type, metadata=f.metadata) for f, c in zip(t.schema, t.columns)], metadata=t.schema.metadata))
+        for t in parts]
+    try:
+        return pa.concat_tables(parts, promote_options="permissive").to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pd.concat([t.to_pandas() for t in parts], ignore_index=True)
+
+
+def write_table(df, path: Path, metadata: dict, dictionary: dict | None = None) -> dict:
+    """Write a DataFrame as one Parquet file (`arrow_table`), atomically; returns its receipt
+    entry {"rows", "sha256"} (the digest of the bytes written)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = arrow_table(df, metadata, dictionary)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -405,7 +457,6 @@ def read_table(out: Path, name: str, columns=None, filters=None):
     Anything that is not a condense_jax table — missing, unreadable, not Parquet, a Parquet file
     without condense_jax's metadata (a foreign file), lacking a requested column — is a ConfigError
     with one line naming the path, never a traceback."""
-    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -420,12 +471,24 @@ def read_table(out: Path, name: str, columns=None, filters=None):
         for f in files:
             if b"condense_jax" not in (pq.read_schema(f).metadata or {}):
                 raise ConfigError(f"{str(f)!r} is a Parquet file but not a condense_jax table (no condense_jax metadata)")
-        return pd.read_parquet(path, columns=columns, filters=filters)  # the folder now holds just `files`
+        return _matrices(_read_parts(files, columns, filters))
     except ConfigError:
         raise
     except (OSError, pa.ArrowException, ValueError, KeyError, TypeError) as e:
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
         raise ConfigError(f"{str(path)!r} is not a readable condense_jax table ({type(e).__name__}: {first})") from None
+
+
+def _matrices(df):
+    """Each value of a list<list<double>> column (a cosine matrix, stored as a list of rows) as one
+    2-D array, as it was computed."""
+    import numpy as np
+
+    for name in df.columns:
+        if df[name].dtype == object and len(df) and isinstance(df[name].iloc[0], np.ndarray) \
+                and df[name].iloc[0].dtype == object:
+            df[name] = [np.stack(v) if len(v) else np.zeros((0, 0)) for v in df[name]]
+    return df
 
 
 def load(out: Path, join: bool = False) -> dict:
@@ -480,6 +543,33 @@ def read_series(out: Path, run_ids=None, empty_columns=None):
     """The long-format series table (optionally only some runs), sorted by run_id then time
     (`tau` for ODE sweeps, `step` for training sweeps)."""
     return read_rows(out, "series", run_ids, ("run_id", "tau", "step"), empty_columns)
+
+
+def describe(out: Path) -> dict:
+    """The data dictionary a result directory carries: {table: {column: (Column, Arrow type)}},
+    read from the Parquet field metadata of every verified part (engine/columns.py), the derived
+    tables (phase/) included."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from . import columns
+
+    out = Path(out)
+    found = {}
+    tables = {name: verified_files(out, name) for name in sorted(recorded_parts(out))}
+    tables.update({f"{p.parent.name}/{p.stem}": [p] for p in sorted(out.glob("*/*.parquet"))
+                   if not p.name.startswith("part-")})
+    for name, files in tables.items():
+        entries = {}
+        for f in files:
+            try:
+                schema = pq.read_schema(f)
+            except (OSError, pa.ArrowException) as e:
+                raise ConfigError(f"{str(f)!r} is not a readable Parquet file ({type(e).__name__})") from None
+            for col_name, col in columns.from_schema(schema).items():
+                entries.setdefault(col_name, (col, columns.short_type(schema.field(col_name).type)))
+        found[name] = entries
+    return found
 
 
 def read_metadata(path: Path) -> dict:

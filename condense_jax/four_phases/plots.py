@@ -24,8 +24,8 @@ BOUNDARIES = {"t_I_II": "t I→II (condensed)", "t_II_III": "t II→III (plateau
               "t_drop": "loss leaves the saddle"}
 
 
-def _figure(nrows: int = 1, ncols: int = 1, size=(5.4, 4.0), sharex=False):
-    return figures.figure(nrows, ncols, (size[0] * ncols, size[1] * nrows), sharex=sharex, layout=None)
+def _figure(nrows: int = 1, ncols: int = 1, size=(5.4, 4.0), sharex=False, layout=None):
+    return figures.figure(nrows, ncols, (size[0] * ncols, size[1] * nrows), sharex=sharex, layout=layout)
 
 
 def phase_spans(run, t_first: float, t_last: float) -> list[tuple[str, float, float]]:
@@ -71,9 +71,10 @@ def timeline_figure(run, series):
     ax2.semilogx(t, s["accuracy"], color="#7f8c8d", ls=":", label="train accuracy")
     ax2.set_ylim(-0.05, 1.05)
     ax2.set_xlabel("time t (gradient flow; GD: Σ step sizes)")
+    ax2.set_ylabel("cosine / fraction")
     ax2.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    return fig
+    return figures.finish(fig)
 
 
 def arrows_figure(run, neurons):
@@ -81,7 +82,7 @@ def arrows_figure(run, neurons):
     detected boundary (each panel scaled to its longest arrow); red a_k > 0, blue a_k < 0."""
     nr = neurons.sort_values(["t", "neuron"])
     times = np.unique(nr["t"].to_numpy())
-    marks = [("t = 0", times[0])]
+    marks = [("first record", times[0])]
     for key, label in (("t_I_II", "end of phase I"), ("t_II_III", "plateau (II→III)"), ("t_III_IV", "convergence (III→IV)")):
         if np.isfinite(run[key]):
             marks.append((label, float(run[key])))
@@ -106,15 +107,17 @@ def arrows_figure(run, neurons):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"{label}\nt = {at:.3g}, max ‖w‖ = {scale:.1e}", fontsize=8)
-    axes[0, 0].set_xlabel("x₊ direction →  (dashed: x₊ red, x₋ blue)", fontsize=7)
+        ax.set_xlabel("along x₊ →", fontsize=7)
+        ax.set_ylabel("⊥ x₊, in the plane of x₋ →", fontsize=7)
+    fig.supxlabel("dashed: the class directions x₊ (red) and x₋ (blue); arrows scaled to each panel's longest", fontsize=7)
     fig.suptitle(f"neurons in the plane of (x₊, x₋): run {int(run['run_id'])}, ε = {run['init_scale']:.0e}; "
                  "red a_k > 0, blue a_k < 0", fontsize=9)
     fig.tight_layout()
-    return fig
+    return figures.finish(fig)
 
 
 def _spread(ax, frame, x, col, label, color, log_x=False):
-    g = frame.groupby(x)[col]
+    g = frame.groupby(x, observed=True)[col]
     med, lo, hi = g.median(), g.quantile(0.25), g.quantile(0.75)
     ok = med.notna()
     if not ok.any():
@@ -132,9 +135,16 @@ def sweep_figure(runs):
         raise ConfigError("no runs to draw")
     axes_x = [("log_inv_eps", "log(1/ε)")] + [(c, lab) for c, lab in (("delta", "Δ (degrees)"), ("n", "n"), ("width", "width m"))
                                                if runs[c].nunique(dropna=True) > 1]
-    fig, axes = _figure(1, len(axes_x) + 1, size=(4.4, 3.8))
+    n_panels = len(axes_x) + 1
+    ncols = min(n_panels, 3)
+    nrows = -(-n_panels // ncols)
+    fig, grid = _figure(nrows, ncols, size=(4.2, 3.4), layout="constrained")
+    fig.set_figheight(3.4 * nrows + 0.9)  # the shared legend below
+    cells = list(grid.ravel())
+    for spare in cells[n_panels:]:  # a grid cell without a panel stays blank
+        spare.set_visible(False)
     colors = {"t_I_II": "#e67e22", "t_II_III": "#2e86c1", "t_III_IV": "#27ae60", "t_drop": "#7f8c8d"}
-    for ax, (x, label) in zip(axes[0], axes_x):
+    for ax, (x, label) in zip(cells, axes_x):
         for col, name in BOUNDARIES.items():
             _spread(ax, runs, x, col, name, colors[col])
         ax.set_yscale("log")
@@ -143,10 +153,9 @@ def sweep_figure(runs):
     fit = fit_log_eps(runs, "t_I_II")
     if np.isfinite(fit["slope"]):
         xs = np.linspace(runs["log_inv_eps"].min(), runs["log_inv_eps"].max(), 50)
-        axes[0, 0].plot(xs, fit["intercept"] + fit["slope"] * xs, color="#e67e22", ls=":", lw=1,
-                        label=f"fit t I→II = {fit['intercept']:.2g} + {fit['slope']:.2g}·log(1/ε)")
-    axes[0, 0].legend(fontsize=6)
-    ax = axes[0, -1]
+        cells[0].plot(xs, fit["intercept"] + fit["slope"] * xs, color="#e67e22", ls=":", lw=1,
+                      label=f"fit t I→II = {fit['intercept']:.2g} + {fit['slope']:.2g}·log(1/ε)")
+    ax = cells[n_panels - 1]
     frac = runs.groupby("log_inv_eps")[[f"phase_{p}" for p in PHASES]].mean()
     width = 0.8 / len(PHASES) * (np.min(np.diff(frac.index)) if len(frac) > 1 else 1)
     for i, p in enumerate(PHASES):
@@ -154,9 +163,13 @@ def sweep_figure(runs):
     ax.set_xlabel("log(1/ε)")
     ax.set_ylabel("fraction of runs with the phase")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    # one legend for every panel, below them: the boundary times (the same four on each panel)
+    # and the phases of the bars, covering no data
+    handles, labels = cells[0].get_legend_handles_labels()
+    bars, bar_labels = ax.get_legend_handles_labels()
+    fig.legend(handles + bars, labels + bar_labels, fontsize=8, loc="outside lower center", ncols=min(5, len(labels) + len(bar_labels)),
+               title="lines: median over seeds, band: interquartile range", title_fontsize=8)
+    return figures.finish(fig)
 
 
 def pick_runs(runs, k: int = 2) -> list[int]:

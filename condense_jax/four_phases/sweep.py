@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .columns import COLUMNS
 from .spec import FourPhaseSweep
 
 SERIES = ("loss", "accuracy", "margin", "param_norm", "live", "active", "pattern_changes", "in_s_plus", "in_s_minus",
@@ -204,4 +205,4 @@ def plan_four_phases(spec: FourPhaseSweep):
     digest = array_digest(*(v for xy in data.values() for v in xy))
     extra = {"data_sha256": digest}
     n_runs = len(spec.widths) * len(data) * len(spec.init_scales) * len(spec.seeds)
-    return Plan({**spec.to_dict(), **extra}, spec.config_hash(extra), n_runs, spec.name, _chunks(spec, data))
+    return Plan({**spec.to_dict(), **extra}, spec.config_hash(extra), n_runs, spec.name, _chunks(spec, data), COLUMNS)

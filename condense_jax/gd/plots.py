@@ -87,7 +87,14 @@ def _alpha(runs) -> np.ndarray:
 
 
 def _one(values) -> str:
-    u = sorted({str(v) for v in values})
+    """The one value, or the set of values ({…} after four), in numeric order where numeric."""
+    def key(v):
+        try:
+            return (0, float(v), v)
+        except ValueError:
+            return (1, 0.0, v)
+
+    u = sorted({str(v) for v in values}, key=key)
     return u[0] if len(u) == 1 else "{" + ", ".join(u[:4]) + (", …" if len(u) > 4 else "") + "}"
 
 
@@ -117,19 +124,24 @@ def _run_label(run) -> str:
     return s
 
 
-def _curve_at(x, xs, ys, log_y: bool = True) -> float:
-    """The y of the drawn polyline at x, interpolated in the axes' display space (log x; log or linear y)."""
-    ok = (xs > 0) & np.isfinite(ys) & ((ys > 0) if log_y else True)
-    if x <= 0 or ok.sum() < 2:
-        return float(np.interp(x, xs, ys))
-    if not log_y:
-        return float(np.interp(np.log(x), np.log(xs[ok]), ys[ok]))
-    return float(np.exp(np.interp(np.log(x), np.log(xs[ok]), np.log(ys[ok]))))
+def _record_at_or_after(step: float, steps) -> int | None:
+    """Index of the first record at or after `step` (None past the last record). The escape marker
+    sits there, on the measured loss: records are ~40 log-spaced steps, so a point interpolated
+    between two of them at the escape step would show a loss that was never measured (e.g. 0.9 ×
+    the initial loss where the threshold is 0.5)."""
+    i = int(np.searchsorted(steps, step, side="left"))
+    return i if i < len(steps) else None
 
 
-def _step_axis(ax, last=None) -> None:
-    ax.set_xscale(**STEP_AXIS)
-    ax.set_xlabel(STEP_LABEL)
+def _step_axis(ax, last=None, linear: bool = False) -> None:
+    """The step axis: symlog (0, then log) by default; linear where the dynamics of interest are
+    late (saddle plateaus), so they are not squeezed into the last sliver of a log axis."""
+    if linear:
+        ax.set_xlabel("step")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4), useMathText=True)
+    else:
+        ax.set_xscale(**STEP_AXIS)
+        ax.set_xlabel(STEP_LABEL)
     if last is not None and np.isfinite(last) and last > 0:
         ax.set_xlim(0, last)
 
@@ -141,7 +153,7 @@ def loss_figure(runs, series, run_ids=None):
     """Loss against step (left: log loss; right: loss / initial loss, linear) for ≤ 8 runs.
 
     On each curve: the measured escape step (first step with loss ≤ escape_fraction × initial loss,
-    a circle) and, shaded in the run's colour from there on, where the effective model fails: from
+    a circle on the measured loss of the first record at or after it, not on an interpolation) and, shaded in the run's colour from there on, where the effective model fails: from
     the predicted escape step T*/(ε κ lr) of the effective ODE, or from the measured escape step
     when no prediction is available (said in the legend). The initial plateau is the flat start.
     """
@@ -159,15 +171,19 @@ def loss_figure(runs, series, run_ids=None):
     fig.set_figheight(5.6)
     byid = runs.set_index("run_id")
     colors = _colors(fig, len(run_ids))
-    last_step = float(series.loc[series["run_id"].isin(run_ids), "step"].max())
-    from_measured = 0
-    beyond = 0
-    fractions = set()
-    for color, rid in zip(colors, run_ids):
+    drawn = {}
+    for rid in run_ids:
         run = byid.loc[rid]
         s = series[series["run_id"] == rid].sort_values("step")
         if "stop_step" in run and np.isfinite(_num([run["stop_step"]])[0]):
             s = s[s["step"] <= int(run["stop_step"])]  # a stopped run is frozen afterwards
+        drawn[rid] = s
+    last_step = float(max(s["step"].max() for s in drawn.values()))  # the last drawn record
+    from_measured = 0
+    beyond = 0
+    fractions = set()
+    for color, rid in zip(colors, run_ids):
+        run, s = byid.loc[rid], drawn[rid]
         steps, loss = s["step"].to_numpy(float), s["loss"].to_numpy(float)
         l0 = float(run["loss_initial"]) if "loss_initial" in run else float(loss[0])
         label = _run_label(run)
@@ -177,10 +193,10 @@ def loss_figure(runs, series, run_ids=None):
         pred = _num([run["predicted_escape_step"]])[0] if "predicted_escape_step" in run else np.nan
         if "escape_fraction" in run:
             fractions.add(float(run["escape_fraction"]))
-        if np.isfinite(esc):
-            ax_log.plot([esc], [_curve_at(esc, steps, loss)], "o", color=color, mec="k", ms=7, zorder=4,
-                        gid=f"escape:{rid}")
-            ax_lin.plot([esc], [_curve_at(esc, steps, loss / l0, log_y=False)], "o", color=color, mec="k", ms=7, zorder=4, gid=f"escape:{rid}")
+        at = _record_at_or_after(esc, steps) if np.isfinite(esc) else None
+        if at is not None:  # the measured loss at the first record at/after the escape step, never interpolated
+            ax_log.plot([steps[at]], [loss[at]], "o", color=color, mec="k", ms=7, zorder=4, gid=f"escape:{rid}")
+            ax_lin.plot([steps[at]], [loss[at] / l0], "o", color=color, mec="k", ms=7, zorder=4, gid=f"escape:{rid}")
         start = pred if np.isfinite(pred) else esc
         if np.isfinite(start):
             from_measured += not np.isfinite(pred)
@@ -198,14 +214,14 @@ def loss_figure(runs, series, run_ids=None):
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    extra = [Line2D([], [], ls="", marker="o", color="w", mec="k", label="measured escape step")]
-    shade = "effective model fails (shaded from predicted escape step)"
+    extra = [Line2D([], [], ls="", marker="o", color="w", mec="k",
+                    label="measured escape: loss at the first record at/after the escape step")]
+    shade = "effective model fails: shaded from the predicted escape step"
     if from_measured:
-        shade = (f"effective model fails: shaded from predicted escape step; from measured escape for "
-                 f"{from_measured} run(s) without a prediction")
+        shade += f"\n(from the measured one for {from_measured} run(s) without a prediction)"
     if beyond:
-        shade += f"; {beyond} start(s) beyond the last step"
-    extra.append(Patch(color="grey", alpha=0.3, label=shade + " (dashed: its start)"))
+        shade += f"\n{beyond} start(s) beyond the last step"
+    extra.append(Patch(color="grey", alpha=0.3, label=shade + "; dashed: its start"))
     h, lab = ax_log.get_legend_handles_labels()
     h2, lab2 = ax_lin.get_legend_handles_labels()
     fig.legend(h + extra + h2, lab + [e.get_label() for e in extra] + lab2, fontsize=7, loc="outside lower center",
@@ -219,7 +235,7 @@ def loss_figure(runs, series, run_ids=None):
     title += f", m = {_one(shown['width'])}, ε = {_one(_fmt(v) for v in shown['scale'])}"
     title += f"  ({len(run_ids)} of {len(runs)} runs shown)"
     fig.suptitle(title, fontsize=10)
-    return fig
+    return figures.finish(fig)
 
 
 # ---------------------------------------------------------------- Fig. 1 right: cosine heatmaps
@@ -254,7 +270,15 @@ def block_order(cos) -> np.ndarray:
 
 def _cos_matrix(row) -> np.ndarray:
     m = int(row["width"])
-    return np.asarray(row["cos"], dtype=np.float64).reshape(m, m)
+    return cos_matrix(row["cos"]).reshape(m, m)
+
+
+def cos_matrix(value) -> np.ndarray:
+    """A `cos` value as a float array, however it was read: the matrix (condense_jax.load), its rows
+    as an object array (pandas.read_parquet) or a flat list (tables written before issue #19)."""
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        value = np.stack(value) if len(value) else np.zeros((0, 0))
+    return np.asarray(value, dtype=np.float64)
 
 
 def cosine_heatmaps(cosines, run_id, steps=None, layer: str = "w1", absolute: bool = False):
@@ -297,7 +321,7 @@ def cosine_heatmaps(cosines, run_id, steps=None, layer: str = "w1", absolute: bo
     fig.suptitle(f"run {run_id}: cosine similarity of the rows of {name} (m = {mats[0].shape[0]}; "
                  f"rows ordered by angle at step {int(rows[-1]['step'])})", fontsize=10)
     fig.condense_order = order
-    return fig
+    return figures.finish(fig)
 
 
 # ---------------------------------------------------------------- Fig. 2a: Assumption 2 over training
@@ -333,7 +357,8 @@ def assumption2_figure(series, run_id, width=None):
             axes[1].plot(steps, _num(s[c]) / width**2, lw=1.6, gid=c,
                          label={"a2_in_pairs": "⟨cᵢbⁱ, cⱼbʲ⟩ > 0", "a2_out_pairs": "⟨aᵢbᵢ, aⱼbⱼ⟩ > 0"}[c])
         axes[1].axhline(1.0, color="k", ls="--", lw=1)
-        axes[1].set(ylabel="fraction of pairs (i, j) of m²", title="Assumption 2 (2)")
+        axes[1].set(ylabel="fraction of pairs (i, j) of m²")
+        axes[1].set_title("Assumption 2 (2)", fontsize=10)
     for a in axes:
         _step_axis(a, steps.max())
         if first is not None:
@@ -342,7 +367,7 @@ def assumption2_figure(series, run_id, width=None):
         a.legend(fontsize=8)
     holds_txt = "" if first is not None else " (never fully holds)" if "a2_holds" in s else ""
     ax.set_title(f"Assumption 2 (1), run {run_id}{holds_txt}", fontsize=10)
-    return fig
+    return figures.finish(fig)
 
 
 # ---------------------------------------------------------------- Fig. 2b: max positive sum vs α
@@ -378,7 +403,7 @@ def max_pos_sum_figure(runs):
     ax.set(xlabel="α  (init scale ε = m^(−α))", ylabel="max over training of positive sum / 2m")
     ax.set_title(f"Fig. 2b: max sum of positive numbers ({len(r)} runs)", fontsize=10)
     ax.legend(fontsize=8)
-    return fig
+    return figures.finish(fig)
 
 
 # ---------------------------------------------------------------- Fig. 3: matrix factorisation
@@ -393,36 +418,43 @@ def matrix_factorisation_figure(series, runs):
     """Deep-linear runs (W = W³W²W¹): loss (left, log), the top singular values of W (middle) and
     loss / initial loss on a linear scale (right: each saddle is a plateau, e.g. at 1/2 once one
     of the two directions of diag(1, −1) is learned) against step, ≤ 8 runs, one colour per run;
-    sv_1 thick, the others thin."""
+    sv_1 thick, the others thin. The step axis is linear (the saddles come late: a log axis
+    squeezes them into its last sliver) and ends a quarter past the step from which every drawn
+    run's loss / initial loss stays within 0.01 of its last value (the rest is flat)."""
     r = runs[runs["model"] == "deep-linear"] if "model" in runs else runs
     have = set(int(i) for i in series["run_id"].unique()) if len(series) else set()
     ids = pick_train_runs(r[r["run_id"].isin(have)])
     svs = _sv_columns(series)
     if not ids:
         raise ConfigError("no deep-linear run with a recorded series: no matrix-factorisation figure to draw")
-    fig, (ax_l, ax_s, ax_r) = _figure(1, 3, figsize=(17, 4.6))
+    fig, (ax_l, ax_s, ax_r) = _figure(1, 3, figsize=(15, 5.2))
     byid = r.set_index("run_id")
+    settled = 0.0
     for color, rid in zip(_colors(fig, len(ids)), ids):
         s = series[series["run_id"] == rid].sort_values("step")
         steps = s["step"].to_numpy(float)
         label = _run_label(byid.loc[rid])
         loss = s["loss"].to_numpy(float)
+        moving = np.flatnonzero(np.abs(loss / loss[0] - loss[-1] / loss[0]) > 0.01)
+        settled = max(settled, steps[min(moving[-1] + 1, len(steps) - 1)] if moving.size else 0.0)
         ax_l.plot(steps, loss, color=color, lw=1.6, label=label, gid=f"loss:{rid}")
         ax_r.plot(steps, loss / loss[0], color=color, lw=1.6, gid=f"rel:{rid}")
         for j, c in enumerate(svs):
             ax_s.plot(steps, _num(s[c]), color=color, lw=2.0 if j == 0 else 0.8, alpha=1.0 if j == 0 else 0.7,
                       label=label if j == 0 else None, gid=f"{c}:{rid}")
-    last = float(series.loc[series["run_id"].isin(ids), "step"].max()) if ids else None
+    last = float(series.loc[series["run_id"].isin(ids), "step"].max())
+    shown_to = min(last, 1.25 * settled) if settled > 0 else last
     for ax in (ax_l, ax_s, ax_r):
-        _step_axis(ax, last)
+        _step_axis(ax, shown_to, linear=True)
+        if shown_to < last:
+            ax.set_xlabel(f"step (flat from {settled:,.0f} on; last step {last:,.0f})")
     ax_r.set(ylim=(-0.03, 1.05), ylabel="loss / initial loss", title="saddle to saddle: plateaus of the loss")
     ax_l.set(yscale="log", ylabel="loss", title="loss")
     ax_s.set(yscale="log", ylabel="singular value of W = W³W²W¹",
              title=f"top {len(svs)} singular values (sv_1 thick)" if svs else "no singular values recorded")
-    if ids:
-        ax_l.legend(fontsize=7)
+    fig.legend(*ax_l.get_legend_handles_labels(), fontsize=8, loc="outside lower center", ncols=4)
     fig.suptitle(f"Matrix factorisation, deep-linear ({len(ids)} of {len(r)} runs shown)", fontsize=10)
-    return fig
+    return figures.finish(fig)
 
 
 # ---------------------------------------------------------------- CNN
@@ -444,7 +476,7 @@ def z_spectrum_figure(x, y, m: int, top: int = 15):
     cos1 = cnn_theory.cos_with_ones(sp["v1"], x.shape[-1] if np.ndim(x) == 4 else 1)
     ax.set_title(f"spectrum of ZᵀZ ({m}×{m} filters, n = {len(x)}); |cos(v₁, 𝟙)| = "
                  + ", ".join(f"{c:.3f}" for c in cos1), fontsize=9)
-    return fig
+    return figures.finish(fig)
 
 
 def kernel_figure(cosines, run_id: int, step=None):
@@ -457,7 +489,7 @@ def kernel_figure(cosines, run_id: int, step=None):
     row = rows[rows["step"] == step]
     if row.empty:
         raise ConfigError(f"run {run_id} has no per-kernel record at step {step}")
-    vals = np.asarray(row["cos"].iloc[0], float).reshape(-1, 2)
+    vals = cos_matrix(row["cos"].iloc[0]).reshape(-1, 2)
     order = np.argsort(-vals[:, 0])
     fig, (ax,) = _figure(1, 1, figsize=(7.0, 4.2))
     k = np.arange(len(vals))
@@ -469,7 +501,7 @@ def kernel_figure(cosines, run_id: int, step=None):
     ax2.set(ylim=(-1.05, 1.05), ylabel="cos(θ_β, v₁)")
     ax2.yaxis.label.set_color("C0")
     ax.set_title(f"run {run_id}, step {step}: kernels of conv1", fontsize=9)
-    return fig
+    return figures.finish(fig)
 
 
 def cnn_figures(path: Path, runs, out_dir: Path) -> list[Path]:
@@ -540,7 +572,7 @@ def escape_figure(runs):
     ax.set(xlabel="predicted escape step T*/(ε κ lr) (steps)", ylabel="measured escape step (steps)")
     ax.set_title(f"escape: {int(ok.sum())} runs shown; left out: {int(diverged.sum())} diverged, "
                  f"{int(never.sum())} never escaped, {int(nopred.sum())} without prediction", fontsize=9)
-    return fig
+    return figures.finish(fig)
 
 
 def _escape_scaling(ax, runs, meas, pred, escaped) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 from ..engine.datafiles import load_xy
 from ..engine.plan import array_digest, seed_keys
 from ..errors import ConfigError
+from .columns import COLUMNS
 from .spec import TrainSweep
 
 MEMORY_BUDGET = 512e6  # bytes of per-run state held by one compiled call
@@ -385,7 +386,7 @@ def _cosine_frame(spec, tspec, res, run_ids, seeds):
             for j in range(run_ids.shape[1]):
                 for c, step in enumerate(steps):
                     # width: the side of the matrix (C for θ_β, C_{l−1}·C_l for a deeper cnn layer's kernels)
-                    rows.append((int(run_ids[i, j]), int(step), layer, mats.shape[-2], mats[i, j, c].astype(np.float32).ravel()))
+                    rows.append((int(run_ids[i, j]), int(step), layer, mats.shape[-2], list(mats[i, j, c].astype(np.float64))))  # a list of rows: reads back as the matrix
     return pd.DataFrame(rows, columns=["run_id", "step", "layer", "width", "cos"])
 
 
@@ -406,4 +407,4 @@ def plan_train_sweep(spec: TrainSweep):
             "apply, predicted_escape_step is left NaN", stacklevel=2)
     g = grid(spec)
     extra = {"data_sha256": array_digest(x, y)}
-    return Plan({**spec.to_dict(), **extra}, spec.config_hash(extra), len(g), spec.name, _chunks(spec, g, x, y))
+    return Plan({**spec.to_dict(), **extra}, spec.config_hash(extra), len(g), spec.name, _chunks(spec, g, x, y), COLUMNS)

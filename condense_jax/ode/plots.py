@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import figures
+from ..engine import figures, stats
 from ..errors import ConfigError
 from . import theory
 
@@ -41,7 +41,7 @@ def tstar_bounds_figure(runs, series, path: Path, run_ids=None) -> Path:
     has = runs[np.isfinite(runs["t_star"]) & (runs["E0"] > 0)]
     if has.empty:
         raise ConfigError("no run with a finite T* and E0 > 0: nothing to draw against Theorem 1's bound")
-    fig, ((ax1, ax2),) = figures.figure(1, 2, (11, 4.6), layout="tight")
+    fig, ((ax1, ax2),) = figures.figure(1, 2, (11, 5.0))
     bound, ts = has["t_star_thm1_bound"].to_numpy(), has["t_star"].to_numpy()
     widths = has["width"].to_numpy()
     for w in np.unique(widths):
@@ -52,7 +52,7 @@ def tstar_bounds_figure(runs, series, path: Path, run_ids=None) -> Path:
     ax1.set(xscale="log", yscale="log", xlabel="Theorem 1 bound E₀^(−1/3)", ylabel="T* (computed)")
     n_viol = theory.tstar_violations(has)
     ax1.set_title(f"T* ≤ E₀^(−1/3): {len(ts)} runs, {n_viol} violations")
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=8, loc="upper left")
 
     run_ids = pick_runs(runs) if run_ids is None else run_ids
     lefts = []
@@ -64,29 +64,34 @@ def tstar_bounds_figure(runs, series, path: Path, run_ids=None) -> Path:
         s = s[(s["t"] < t_star) & (s["energy"] > 0)]
         left = t_star - s["t"].to_numpy()
         e = s["energy"].to_numpy()
-        ax2.plot(left, e, color=color, lw=2, label=f"run {rid} (m = {run['width']})")
+        ax2.plot(left, e, color=color, lw=2.5, alpha=0.6, label=f"run {rid} (m = {run['width']})")
         lefts.append(left[left > 0])
         # both envelopes from the same start s: the final-stage time (Theorem 2 needs it), else the first E > 0
         fs = s[s["final_stage"]] if "final_stage" in s else s.iloc[:0]
         base = fs if len(fs) > 1 else s
         t_s, e_s = base["t"].iloc[0], base["energy"].iloc[0]
         tt = base["t"].to_numpy()
-        ax2.plot(t_star - tt, theory.thm1_energy_lower_envelope(tt, t_s, e_s), color=color, ls=":", lw=1.2)
+        ax2.plot(t_star - tt, theory.thm1_energy_lower_envelope(tt, t_s, e_s), color=color, ls=":", lw=1.2, zorder=3)
         if len(fs) > 1 and "thm2_rate" in fs:  # (4.21) with the measured C: its running max from t_fs
             upper = theory.thm2_envelope_measured(tt, t_s, e_s, fs["thm2_rate"].to_numpy())
-            ax2.plot(t_star - tt, upper, color=color, ls="--", lw=1.2)
+            ax2.plot(t_star - tt, upper, color=color, ls="--", lw=1.2, zorder=3)
         elif len(fs) > 1:  # tables without thm2_rate: the paper's constant (4/3)(cos ζ)^(−4/3)
             c = float(np.nanmax(theory.thm2_constant(fs["cos_zeta"].to_numpy())))
-            ax2.plot(t_star - tt, theory.thm2_energy_upper_envelope(tt, t_s, e_s, c), color=color, ls="--", lw=1.2)
+            ax2.plot(t_star - tt, theory.thm2_energy_upper_envelope(tt, t_s, e_s, c), color=color, ls="--", lw=1.2, zorder=3)
     if lefts and np.concatenate(lefts).size:
         every = np.concatenate(lefts)
         x = np.geomspace(every.min(), every.max(), 50)
         ax2.plot(x, x**-3.0, color="k", lw=0.8, ls=(0, (1, 3)), zorder=5, label="(T* − t)^(−3): balanced limit")
     ax2.set(xscale="log", yscale="log", xlabel="time to blow-up T* − t", ylabel="energy E(t)")
     ax2.invert_xaxis()
-    ax2.set_title("E(t) from t_fs: Thm 1 lower (dotted), Thm 2 upper (dashed)")
-    ax2.legend(fontsize=8)
-    return figures.save(fig, path)
+    ax2.set_title("E(t) between its envelopes from the final-stage time t_fs")
+    from matplotlib.lines import Line2D
+
+    handles, _ = ax2.get_legend_handles_labels()
+    handles += [Line2D([], [], color="0.3", ls=":", lw=1.2, label="Theorem 1 lower envelope (3.15), each run's colour"),
+                Line2D([], [], color="0.3", ls="--", lw=1.2, label="Theorem 2 upper envelope (4.21), measured C")]
+    ax2.legend(handles=handles, fontsize=8, loc="upper left")
+    return figures.save(figures.finish(fig), path)
 
 
 def tstar_figure_from_dir(out: Path, path: Path | None = None) -> Path:
@@ -104,6 +109,11 @@ def tstar_figure_from_dir(out: Path, path: Path | None = None) -> Path:
 def _figure(ncols: int, size=(5.4, 4.4)):
     fig, axes = figures.figure(1, ncols, (size[0] * ncols, size[1]))
     return fig, list(axes.ravel())
+
+
+def _legend_below(ax, ncols: int = 1) -> None:
+    """The axes' legend under its x-label, off the data (the constrained layout makes room)."""
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=ncols, frameon=False)
 
 
 def ratio_figure(runs, series, run_ids=None):
@@ -139,42 +149,80 @@ def ratio_figure(runs, series, run_ids=None):
     axc.invert_xaxis()
     axc.set_title("measured Theorem 2 constant (≥ 1 by Theorem 1)", fontsize=9)
     axc.legend(fontsize=8)
-    return fig
+    return figures.finish(fig)
+
+
+def _blown_up(runs):
+    return runs[(runs["status"].astype(str) == "blowup") & np.isfinite(runs["t_star"])]
+
+
+def _scaling_fits(runs, series) -> dict:
+    """The power-law fits of T* (theory.power_law_fit: only over the range where the points are a
+    power law, a stated heuristic) in the width, and in the imbalance ‖a(0)‖/‖c(0)‖ at fixed width
+    with the nominal scale_a/scale_c as its levels (the measured ratio scatters around it)."""
+    ok = _blown_up(runs)
+    imb = theory.initial_imbalance(series[series["run_id"].isin(ok["run_id"])]) if len(series) else None
+    out = dict(ok=ok, width=theory.power_law_fit(ok["width"], ok["t_star"]), imb=None)
+    if imb is None or not len(imb):
+        out["imbalance"] = theory.power_law_fit([], [])
+        return out
+    by_id = ok.set_index("run_id").loc[imb.index]
+    levels = (by_id["scale_a"] / by_id["scale_c"]).round(9).to_numpy() if {"scale_a", "scale_c"} <= set(by_id) else None
+    out.update(imb=imb, ts=by_id["t_star"], widths=by_id["width"].to_numpy(),
+               imbalance=theory.power_law_fit(imb, by_id["t_star"], groups=by_id["width"].to_numpy(), levels=levels))
+    return out
+
+
+def _fit_legend(sym: str, fit: dict, axis: str) -> str:
+    """The legend line of a fitted power law, with the range it holds over."""
+    text = f"T* ∝ {sym}^{fit['slope']:.3f} ± {fit['stderr']:.3f}"
+    if fit["law"] == "two levels":
+        return text + f"\n(slope between two {axis} only)"
+    if fit["law"] == "range":
+        return text + f"\nfor {sym} {fit['x_lo']:.3g}–{fit['x_hi']:.3g} only (heuristic range)"
+    return text
 
 
 def scaling_figure(runs, series):
-    """T* against width m and against the imbalance ‖a(0)‖/‖c(0)‖ (log-log, fitted exponents), and
-    the final-stage time t_fs against T*."""
-    ok = runs[(runs["status"] == "blowup") & np.isfinite(runs["t_star"])]
+    """T* against width m and against the imbalance ‖a(0)‖/‖c(0)‖ (log-log, fitted exponents over
+    the range where the points are a power law, or why not), and the final-stage time t_fs
+    against T*."""
+    ok = _blown_up(runs)
     if ok.empty:
         raise ConfigError("no blown-up run with a finite T*: nothing to fit")
-    fig, (axm, axi, axf) = _figure(3)
-    fit = theory.power_law_fit(ok["width"], ok["t_star"])
+    fig, (axm, axi, axf) = _figure(3, (5.4, 5.0))
+    fits = _scaling_fits(runs, series)
+    fit = fits["width"]
     axm.scatter(ok["width"], ok["t_star"], s=6, alpha=0.4)
     med = ok.groupby("width")["t_star"].median()
     axm.plot(med.index, med.to_numpy(), "ko", ms=4, label="median per width")
     if np.isfinite(fit["slope"]):
-        w = np.array([med.index.min(), med.index.max()], float)
-        axm.plot(w, np.exp(fit["intercept"]) * w ** fit["slope"], "k-", lw=1,
-                 label=f"T* ∝ m^{fit['slope']:.3f} ± {fit['stderr']:.3f}")
+        w = np.array([fit["x_lo"], fit["x_hi"]], float)
+        axm.plot(w, np.exp(fit["intercept"]) * w ** fit["slope"], "k-", lw=1, label=_fit_legend("m", fit, "widths"))
+    else:
+        axm.plot([], [], ls="", label=_fit_text("T* ~ m", fit, "widths").replace("T* ~ m: ", ""))
     axm.set(xscale="log", yscale="log", xlabel="width m", ylabel="T*")
-    axm.legend(fontsize=8)
+    _legend_below(axm)
     axm.set_title(f"T* against width ({len(ok)} runs)", fontsize=9)
 
-    imb = theory.initial_imbalance(series[series["run_id"].isin(ok["run_id"])]) if len(series) else None
+    imb = fits["imb"]
     if imb is not None and len(imb) and np.ptp(np.log(imb.to_numpy())) > 1e-6:
-        ts = ok.set_index("run_id").loc[imb.index, "t_star"]
-        widths = ok.set_index("run_id").loc[imb.index, "width"].to_numpy()
-        fi = theory.power_law_fit(imb, ts, groups=widths)  # the exponent at fixed width
+        ts, widths, fi = fits["ts"], fits["widths"], fits["imbalance"]  # the exponent at fixed width
         for j, w in enumerate(np.unique(widths)):
             sel = widths == w
             axi.scatter(imb[sel], ts[sel], s=6, alpha=0.4, color=f"C{j}", label=f"m = {w}")
-            x = np.geomspace(imb[sel].min(), imb[sel].max(), 20)
-            c = np.exp(np.mean(np.log(ts[sel])) - fi["slope"] * np.mean(np.log(imb[sel])))
-            axi.plot(x, c * x ** fi["slope"], color=f"C{j}", lw=1)
-        axi.plot([], [], "k-", lw=1, label=f"T* ∝ ratio^{fi['slope']:.3f} ± {fi['stderr']:.3f} at fixed m")
+            if not np.isfinite(fi["slope"]):
+                continue
+            inside = sel & (imb.to_numpy() >= fi["x_lo"]) & (imb.to_numpy() <= fi["x_hi"])  # the fitted range only
+            x = np.geomspace(fi["x_lo"], fi["x_hi"], 20)
+            c = np.exp(np.mean(np.log(ts[inside])) - fi["slope"] * np.mean(np.log(imb[inside])))
+            axi.plot(x, c * x ** fi["slope"], color=f"C{j}", lw=1.2)
+        if np.isfinite(fi["slope"]):
+            axi.plot([], [], "k-", lw=1, label=_fit_legend("ratio", fi, "imbalances") + ", at fixed m")
+        else:
+            axi.plot([], [], ls="", label=_fit_text("T*", fi, "imbalances").replace("T*: ", ""))
         axi.set(xscale="log", yscale="log")
-        axi.legend(fontsize=8)
+        _legend_below(axi, ncols=2)
     else:
         axi.text(0.5, 0.5, "one imbalance only", ha="center", va="center", transform=axi.transAxes)
     axi.set(xlabel="‖a(0)‖ / ‖c(0)‖ (Assumption 1)", ylabel="T*")
@@ -187,12 +235,12 @@ def scaling_figure(runs, series):
         axf.plot([lo, hi], [lo, hi], "k--", lw=1, label="t_fs = T*")
         frac = (fs["t_final_stage"] / fs["t_star"]).to_numpy()
         axf.set(xscale="log", yscale="log")
-        axf.legend(fontsize=8)
-        axf.set_title(f"final stage at t_fs/T*: median {np.median(frac):.3f}, min {frac.min():.3f} ({len(fs)} runs)", fontsize=9)
+        _legend_below(axf)
+        axf.set_title(f"final stage at t_fs/T*: median {np.median(frac):.3f}, min {frac.min():.3f}\n({len(fs)} runs)", fontsize=9)
     else:
         axf.text(0.5, 0.5, "no run reached the final stage", ha="center", va="center", transform=axf.transAxes)
     axf.set(xlabel="T*", ylabel="final-stage time t_fs")
-    return fig
+    return figures.finish(fig)
 
 
 def _tables(out: Path):
@@ -208,14 +256,12 @@ def _tables(out: Path):
 
 def theory_numbers(runs, series) -> dict:
     """The key numbers of the theory checks: Theorem 1 violations, the least measured C(t), and
-    the power-law exponents of T* in the width and in the imbalance at fixed width."""
-    ok = runs[(runs["status"] == "blowup") & np.isfinite(runs["t_star"])]
-    imb = theory.initial_imbalance(series[series["run_id"].isin(ok["run_id"])])
+    the power-law exponents of T* in the width and in the imbalance at fixed width (each over the
+    range where the points are a power law, with that range; theory.power_law_fit)."""
+    fits = _scaling_fits(runs, series)
     return dict(
         runs=len(runs), violations=theory.tstar_violations(runs),
-        width_exponent=theory.power_law_fit(ok["width"], ok["t_star"]),
-        imbalance_exponent=theory.power_law_fit(imb, ok.set_index("run_id").loc[imb.index, "t_star"],
-                                                groups=ok.set_index("run_id").loc[imb.index, "width"].to_numpy()),
+        width_exponent=fits["width"], imbalance_exponent=fits["imbalance"],
         min_thm2_rate=float(np.nanmin(series["thm2_rate"])) if "thm2_rate" in series else np.nan,
     )
 
@@ -246,8 +292,10 @@ CAPTIONS = {  # what to look for in each figure (the report's captions), by file
     "tstar_ratio": "ρ = (T* − t)/E^(−1/3) (≤ 1 by Theorem 1) and the measured C(t) = Ė/(3E^(4/3)) (≥ 1, the "
                    "inequality Theorem 1's proof rests on); look for both near 1 close to T*, as on the balanced law "
                    "(measured, not proved for every start).",
-    "tstar_scaling": "T* against the width and against the imbalance ‖a(0)‖/‖c(0)‖, with fitted power laws "
-                     "(a fit is printed only where the points are a power law).",
+    "tstar_scaling": "T* against the width and against the imbalance ‖a(0)‖/‖c(0)‖, with power laws fitted only "
+                     "over the range where the points are one (a heuristic: the widest run of ≥ 3 neighbouring levels "
+                     "whose local log-log slopes are within ±0.15 of the exponent; the legend names the range, or says "
+                     "why there is no fit).",
 }
 
 
@@ -262,16 +310,33 @@ def summary_lines(out: Path) -> list[str]:
 
 
 def _fit_text(label: str, fit: dict, axis: str) -> str:
-    """`T* ~ m^0.123 ± 0.004`, or why there is no fit (a power law needs ≥ 3 points over ≥ 2 values)."""
-    if not np.isfinite(fit["slope"]):
-        return f"{label}: no fit ({fit['n']} runs, fewer than 2 distinct {axis} or too few points)"
+    """`T* ~ m^-0.532 ± 0.008 (widths 10–100)`, the range when the law holds over part of it only,
+    or in words why there is no power law (one level; local slopes that never agree)."""
+    law = fit.get("law", "holds" if np.isfinite(fit["slope"]) else "one level")
+    one = axis[:-1] if axis.endswith("s") else axis
+    if law == "one level" or (law != "no" and not np.isfinite(fit["slope"])):
+        return f"{label}: no fit ({fit['n']} runs, one {one})"
+    if law == "no":
+        local = np.asarray(fit.get("local", []), float)
+        spread = f"local log-log slopes {local.min():.2f} to {local.max():.2f}" if local.size else "no local slopes"
+        return (f"{label}: not a power law ({spread} over {fit['levels']} {axis}: "
+                f"no 3 neighbouring {axis} within ±{stats.POWER_LAW_TOL:g} of one exponent)")
     se = f" ± {fit['stderr']:.3f}" if np.isfinite(fit["stderr"]) else " (no stderr: too few points)"
-    return f"{label}^{fit['slope']:.3f}{se}"
+    text = f"{label}^{fit['slope']:.3f}{se}"
+    rng = f"{fit['x_lo']:.3g}–{fit['x_hi']:.3g}" if np.isfinite(fit.get("x_lo", np.nan)) else ""
+    if law == "two levels":
+        return text + f" (two {axis} only, {rng}: a slope, not a tested power law)"
+    if law == "range":
+        return text + (f" for {one} {rng} only ({fit['levels_used']} of {fit['levels']} {axis}; "
+                       f"outside it the local log-log slopes differ from the exponent by more than {stats.POWER_LAW_TOL:g})")
+    return text + (f" ({axis} {rng})" if rng else "")
 
 
 def theory_lines(nums: dict) -> list[str]:
-    """The theory checks' numbers as the CLI prints them."""
+    """The theory checks' numbers as the CLI prints them, and the rule the power-law fits follow."""
     return [f"{nums['runs']} runs; T* > E0^(-1/3) (Theorem 1 violated): {nums['violations']}; "
             f"min measured C(t) = {nums['min_thm2_rate']:.6g} (Theorem 1: >= 1)",
             f"{_fit_text('T* ~ m', nums['width_exponent'], 'widths')}; "
-            f"{_fit_text('T* ~ (|a0|/|c0|)', nums['imbalance_exponent'], 'imbalances')}"]
+            f"{_fit_text('T* ~ (|a0|/|c0|)', nums['imbalance_exponent'], 'imbalances')}",
+            f"(power laws fitted by a heuristic: over the widest run of >= {stats.POWER_LAW_MIN_LEVELS} neighbouring "
+            f"levels whose local log-log slopes are all within ±{stats.POWER_LAW_TOL:g} of the fitted exponent)"]

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..engine.execute import execute
 from ..engine.plan import Chunk, Plan, array_digest, pad_rows
+from .columns import COLUMNS
 from .spec import OdeSweep
 
 RUN_COLUMNS = (
@@ -83,7 +84,7 @@ def _frames(res, run_ids: np.ndarray, extra):
 
 
 def plan_ode_sweep(spec: OdeSweep) -> Plan:
-    return Plan(spec.to_dict(), spec.config_hash(), spec.n_runs, spec.name, ode_chunks(spec))
+    return Plan(spec.to_dict(), spec.config_hash(), spec.n_runs, spec.name, ode_chunks(spec), COLUMNS)
 
 
 def ode_chunks(spec: OdeSweep) -> list[Chunk]:
@@ -130,7 +131,7 @@ def run_ode_init(a, b, c, out: Path, spec: OdeSweep, source: str, progress: bool
     digest = array_digest(a, b, c)
     config = {**spec.to_dict(), "init_file": source, "init_sha256": digest, "widths": [a.shape[1]], "seeds": None}
     chunks = _init_chunks(a, b, c, solver_options(spec), spec.chunk_size)
-    return execute(Plan(config, spec.config_hash({"init_sha256": digest}), len(a), spec.name, chunks), out, progress, resume)
+    return execute(Plan(config, spec.config_hash({"init_sha256": digest}), len(a), spec.name, chunks, COLUMNS), out, progress, resume)
 
 
 def _init_chunks(a, b, c, options, chunk_size) -> list[Chunk]:

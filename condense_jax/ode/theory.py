@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.stats import ols
+from ..engine.stats import power_law
 
 
 def _cube_root_inverse(e):
@@ -108,25 +108,16 @@ def tstar_violations(runs, rtol: float = 1e-9) -> int:
     return int(np.sum(ts[ok] > thm1_upper_bound(e0[ok]) * (1 + rtol)))
 
 
-def power_law_fit(x, y, groups=None) -> dict:
-    """log y = slope · log x + intercept by least squares over the positive finite pairs, with the
-    OLS standard error of the slope (NaN with fewer than 3 points or one distinct x). With
-    `groups` (e.g. the width), each group has its own intercept (logs centred per group) and one
-    common slope is fitted: the exponent in x at fixed group; `intercept` is then NaN."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    lx, ly = np.log(x[ok]), np.log(y[ok])
-    n_par = 2
-    if groups is not None:
-        g = np.asarray(groups)[ok]
-        for k in np.unique(g):
-            lx[g == k] -= lx[g == k].mean()
-            ly[g == k] -= ly[g == k].mean()
-        n_par = 1 + len(np.unique(g))
-    if lx.size < 2 or np.ptp(lx) == 0:
-        return dict(slope=np.nan, stderr=np.nan, intercept=np.nan, n=int(lx.size))
-    slope, intercept, se = ols(lx, ly, n_par)
-    return dict(slope=float(slope), stderr=float(se), intercept=float(intercept) if groups is None else np.nan, n=int(lx.size))
+def power_law_fit(x, y, groups=None, levels=None) -> dict:
+    """log y = slope · log x + intercept by least squares over the positive finite pairs, fitted
+    only over the range of x where the points are a power law (engine/stats.power_law: the widest
+    run of ≥ 3 neighbouring levels of x whose local log-log slopes are all within
+    stats.POWER_LAW_TOL of the fitted exponent, a heuristic; `law` and x_lo / x_hi say what was
+    fitted), with the OLS standard error of the slope (NaN with one distinct x). With `groups`
+    (e.g. the width), each group has its own intercept (logs centred per group) and one common
+    slope is fitted: the exponent in x at fixed group; `intercept` is then NaN. `levels` labels the
+    points' levels of x (e.g. the nominal scale ratio) where x itself is measured and scattered."""
+    return power_law(x, y, groups=groups, levels=levels)
 
 
 def initial_imbalance(series):

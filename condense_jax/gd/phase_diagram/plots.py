@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ...engine.figures import figure as new_figure
+from ...engine.figures import finish
 from ...engine.figures import save as save_figure
 from ...errors import ConfigError
 from . import fit as phase
@@ -108,7 +109,7 @@ def phase_figure(table, coords=None):
                                   label="measured ≠ theory"))
         ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def score_figure(table, coords=None):
@@ -123,21 +124,23 @@ def score_figure(table, coords=None):
     fig, (ax,) = _figure(1, (6.2, 4.8))
     xs, ys, nd = table[xc].to_numpy(float), table[yc].to_numpy(float), table[ndir[0]].to_numpy(float)
     sc = ax.scatter(xs, ys, c=nd, s=260, cmap="viridis_r", edgecolor="k", lw=0.6, marker="s")
+    ax.margins(x=0.1, y=0.14)  # room for the labels under the bottom row
     fig.colorbar(sc, ax=ax, label=f"{ndir[0]}: distinct directions (mean over seeds)")
     cos_col = next((c for c in table.columns if c.startswith("cos_v_")), None)
     if cos_col is not None:
         for x, y, c in zip(xs, ys, table[cos_col].to_numpy(float)):
             if np.isfinite(c):
                 ax.annotate(f"{c:.2f}", (x, y), xytext=(0, -17), textcoords="offset points", ha="center", fontsize=6.5)
+    boundary = ""
     if {xc, yc} == {"gamma", "gamma_prime"}:
         gx = np.linspace(xs.min(), xs.max(), 100)
         ax.plot(gx, phase.two_layer_boundary(gx), color="k", lw=1.2, label="theory boundary")
-        ax.legend(fontsize=7)
+        boundary = "\nline: the theory's boundary (Luo et al. 2021)"  # in the title: a legend would cover a point
     width = int(np.nanmax(table["width_max"])) if "width_max" in table else None
     ax.set(xlabel=LABELS.get(xc, xc), ylabel=LABELS.get(yc, yc))
-    ax.set_title(f"where weights condense (m = {width}); label: {cos_col or ''} mean |cos| with v", fontsize=9)
+    ax.set_title(f"where weights condense (m = {width}); label: {cos_col or ''} mean |cos| with v{boundary}", fontsize=9)
     fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def rd_width_figure(runs, table, layer: str | None = None, coords=None):
@@ -162,10 +165,12 @@ def rd_width_figure(runs, table, layer: str | None = None, coords=None):
     ax.set(xscale="log", yscale="log", xlabel="width m", ylabel=f"{rd_col} at the end of training (median over seeds)")
     from matplotlib.lines import Line2D
 
-    ax.legend(handles=[Line2D([], [], color=COLORS[n], label=n) for n in (*phase.REGIMES, "undetermined")], fontsize=7)
+    present = set(table[f"regime_{layer}"].astype(str))
+    ax.legend(handles=[Line2D([], [], color=COLORS[n], label=n) for n in (*phase.REGIMES, "undetermined") if n in present],
+              fontsize=7)
     ax.set_title("RD against width at every grid point: rising = condensed, falling = linear", fontsize=9)
     fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def phase_from_dir(path: Path, out_dir: Path | None = None, k: float = 2.0, tol: float = 0.05, coords=None,
@@ -185,12 +190,14 @@ def phase_from_dir(path: Path, out_dir: Path | None = None, k: float = 2.0, tol:
     out_dir = Path(out_dir) if out_dir is not None else path / "figures"
     (path / "phase").mkdir(exist_ok=True)
     written = []
-    for suffix, write in (("parquet", lambda p: table.to_parquet(p, index=False)), ("csv", lambda p: table.to_csv(p, index=False))):
-        final = path / "phase" / f"phase_table.{suffix}"
-        tmp = final.with_suffix(f".{suffix}.tmp")
-        write(tmp)
-        tmp.replace(final)  # atomic: a reader never sees half a table
-        written.append(final)
+    from ..columns import PHASE
+
+    meta = {"derived_from": str(path), "k": k, "tol": tol, **store.provenance()}
+    store.write_table(table, path / "phase" / "phase_table.parquet", meta, PHASE)  # atomic, with the data dictionary
+    final = path / "phase" / "phase_table.csv"
+    table.to_csv(final.with_suffix(".csv.tmp"), index=False)
+    final.with_suffix(".csv.tmp").replace(final)  # atomic: a reader never sees half a table
+    written += [path / "phase" / "phase_table.parquet", final]
     if not figures:
         return table, written
     out_dir.mkdir(parents=True, exist_ok=True)
