@@ -626,6 +626,11 @@ def _train_command(sub) -> None:
     tr.add_argument("--dtype", choices=["float32", "float64"], default=_default(TrainSweep, "dtype"), help="training precision")
     tr.add_argument("--top-k", type=int, default=_default(TrainSweep, "top_k"), help="deep-linear: singular values of W recorded")
     tr.add_argument("--no-predict", action="store_true", help="skip the effective-ODE prediction of the escape step")
+    tr.add_argument("--fast-forward", action="store_true",
+                    help="skip the plateau: the leading-order GD dynamics up to the handover, then GD (three-/two-layer, "
+                    "tanh, sigmoid or identity)")
+    tr.add_argument("--fast-forward-norm", type=float, default=_default(TrainSweep, "fast_forward_norm"), metavar="δ",
+                    help="hand over to GD when the effective weights' norm reaches δ")
     tr.add_argument("--chunk-size", type=int, help="seeds per compiled call (default: sized to ~512 MB)")
     tr.add_argument("--name", default=_default(TrainSweep, "name"), help="name of the sweep (in the manifest)")
     _sweep_flags(tr)

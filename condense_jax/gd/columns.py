@@ -50,6 +50,8 @@ OUTCOME = {
     "full_hold_step": C("first record at which Assumption 2 fully holds (empty if never)", STEPS, "Assumption 2"),
     "t_star": C("T* of the effective ODE from the run's normalised start (a/ε, W²/ε, W¹v/ε)", "t (flow time)", "(3.10)"),
     "kappa": C("κ = σ′(0)²‖Σᵢ yᵢxᵢ‖/n", "", "(3.7)"),
+    "fast_forward_step": C("--fast-forward: the handover step k_h, where the effective norm reached fast_forward_norm "
+                           "(0: GD from the start)", STEPS, "gd/fast_forward.py"),
     "predicted_escape_step": C("T*/(ε κ η) in GD steps of the run's rate schedule (three-layer, gd)", STEPS, "(3.8), gd/escape.py"),
 }
 
@@ -90,7 +92,9 @@ MEASURES = {
     "v1_share": C("‖θ_{W,v₁}‖/‖θ_W‖", "", "CNN (15)"),
 }
 
-SERIES = {"run_id": GRID["run_id"], "step": C("GD step of the record", STEPS, "gd/train.py"), **MEASURES}
+SERIES = {"run_id": GRID["run_id"], "step": C("GD step of the record", STEPS, "gd/train.py"), **MEASURES,
+          "effective": C("--fast-forward: this record is the leading-order dynamics' (step ≤ fast_forward_step), "
+                         "not a GD iterate", "", "gd/fast_forward.py")}
 RUNS = {**GRID, **SETTINGS, **OUTCOME, **{k: v for k, v in MEASURES.items() if k != "loss"}}  # loss: loss_final
 COSINES = {
     "run_id": GRID["run_id"],

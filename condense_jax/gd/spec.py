@@ -19,6 +19,8 @@ from ..errors import (
 )
 
 MODELS = ("three-layer", "two-layer", "deep-linear", "cnn")
+FAST_FORWARD_MODELS = ("three-layer", "two-layer")  # with a leading-order GD map (gd/fast_forward.py)
+FAST_FORWARD_ACTIVATIONS = ("tanh", "sigmoid", "identity")  # smooth, odd, σ'(0) ≠ 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +82,8 @@ class TrainSweep(SweepSpec):
     dtype: str = "float32"
     top_k: int = 4
     predict_escape: bool = True
+    fast_forward: bool = False  # skip the plateau: leading-order dynamics up to the handover, then GD (gd/fast_forward.py)
+    fast_forward_norm: float = 0.1  # the handover: three-layer, when the largest pre-activation or output reaches this; two-layer, ‖(a, Wv)‖
     chunk_size: int | None = None  # seeds per compiled call; None: sized to a memory budget
     name: str = "train"
     KIND = "train"
@@ -162,7 +166,7 @@ class TrainSweep(SweepSpec):
         """The output scale α, the switches, the data and its size and seed."""
         set_ = lambda k, v: object.__setattr__(self, k, v)
         set_("alpha", positive_finite("alpha", self.alpha))
-        for k in ("bias", "grid", "predict_escape"):
+        for k in ("bias", "grid", "predict_escape", "fast_forward"):
             if not isinstance(getattr(self, k), bool):
                 raise ConfigError(f"{k} must be true or false, got {getattr(self, k)!r}")
         if not isinstance(self.data, str) or not self.data:
@@ -187,6 +191,7 @@ class TrainSweep(SweepSpec):
         if self.optimizer not in ("gd", "adam"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; known: ['gd', 'adam']")
         set_("steps", int_at_least("steps", self.steps, 1))
+        self._check_fast_forward()
         if self.steps > MAX_STEPS:
             raise ConfigError(f"steps must be at most {MAX_STEPS:,} (the step counters are 32-bit), got {self.steps!r}")
         set_("n_records", int_at_least("n_records", self.n_records, 2))
@@ -213,6 +218,26 @@ class TrainSweep(SweepSpec):
             set_("chunk_size", int_at_least("chunk_size", self.chunk_size, 1))
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"name must be a non-empty string, got {self.name!r}")
+
+    def _check_fast_forward(self) -> None:
+        """--fast-forward needs a leading-order GD map: a smooth odd σ with σ'(0) ≠ 0, plain GD."""
+        v = positive_finite("fast_forward_norm", self.fast_forward_norm)
+        if v > 1:
+            raise ConfigError(f"fast_forward_norm must lie in (0, 1] (the leading-order map holds while the weights are "
+                              f"small), got {v!r}")
+        object.__setattr__(self, "fast_forward_norm", v)
+        if not self.fast_forward:
+            return
+        if self.model not in FAST_FORWARD_MODELS:
+            why = {"deep-linear": "its plateaus are saddle to saddle, not one escape",
+                   "cnn": "its linear map (9)–(10) is not built yet"}[self.model]
+            raise ConfigError(f"--fast-forward is for the {' and '.join(FAST_FORWARD_MODELS)} networks; model "
+                              f"{self.model!r} has no leading-order form here ({why})")
+        if self.activation not in FAST_FORWARD_ACTIVATIONS:
+            raise ConfigError(f"--fast-forward needs a smooth odd activation with σ'(0) ≠ 0 ({', '.join(FAST_FORWARD_ACTIVATIONS)}); "
+                              f"{self.activation!r} has no leading-order form at 0")
+        if self.optimizer != "gd":
+            raise ConfigError(f"--fast-forward follows plain gradient descent; optimizer is {self.optimizer!r}")
 
     def scale_axis(self) -> tuple[str, tuple[float, ...]]:
         """The vmapped init-scale axis: ("scale", ε values), ("scale_exponent", γ) or ("gamma", γ)."""

@@ -172,7 +172,7 @@ def train_spec(spec: TrainSweep, width: int, gamma_prime: float = np.nan, layer_
         optimizer=spec.optimizer, steps=spec.steps, record_steps=records, layer_scales=layer_scales,
         alpha=spec.alpha, dtype=spec.dtype, diverge_factor=spec.diverge_factor, loss_threshold=spec.loss_threshold,
         escape_fraction=spec.escape_fraction, cos_threshold=spec.cos_threshold, cosine_steps=spec.cosine_steps,
-        top_k=min(spec.top_k, width), lr_ntk=spec.lr_ntk,
+        top_k=min(spec.top_k, width), lr_ntk=spec.lr_ntk, fast_forward_norm=spec.fast_forward_norm if spec.fast_forward else None,
         **(dict(channels=(width,) * spec.conv_layers, kernel_size=spec.kernel_size, hidden=spec.hidden,
                 loss=spec.loss, conv_fan_gamma=spec.conv_fan_gamma) if spec.model == "cnn" else {}),
     )
@@ -311,6 +311,9 @@ def _tables(spec, tspec, rows, seeds, points, scales, res, x, y) -> dict:
     esc = flat(res.escape_step)
     runs["escape_step"] = pd.array(np.where(esc >= 0, esc, 0), dtype="Int64")
     runs.loc[esc < 0, "escape_step"] = pd.NA
+    k_h = flat(res.fast_forward_step).astype(np.int64)
+    if spec.fast_forward:
+        runs["fast_forward_step"] = k_h
     pos = flat(res.max_pos_sum)
     runs["max_pos_sum"] = pd.array(np.where(pos >= 0, pos, 0), dtype="Int64")
     runs.loc[pos < 0, "max_pos_sum"] = pd.NA
@@ -328,6 +331,8 @@ def _tables(spec, tspec, rows, seeds, points, scales, res, x, y) -> dict:
     ser = pd.DataFrame({"run_id": np.repeat(run_ids.ravel(), K), "step": np.tile(recorded, S * E), "loss": loss.ravel()})
     for k, v in series.items():
         ser[k] = v.ravel()
+    if spec.fast_forward:  # records up to the handover come from the leading-order dynamics
+        ser["effective"] = (np.tile(recorded, S * E) <= np.repeat(k_h, K)) & (np.repeat(k_h, K) > 0)
     ser = ser.sort_values(["run_id", "step"], ignore_index=True)
     return {"runs": runs, "series": ser, "cosines": _cosine_frame(spec, tspec, res, run_ids, seeds)}
 

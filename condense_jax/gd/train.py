@@ -68,6 +68,9 @@ class TrainSpec:
     # the paper's experimental init (section 5.1): conv layer l at std ((c_in + c_out)/2 · m²)^(−γ)
     # whatever ε, the output layer at ε·layer_scales[1]; None: every layer from ε (eqs. 3–4)
     conv_fan_gamma: float | None = None
+    # skip the plateau (gd/fast_forward.py): the leading-order dynamics up to the step at which the
+    # effective state's norm reaches this, then GD; None: GD from step 0
+    fast_forward_norm: float | None = None
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -151,6 +154,7 @@ class TrainResult(NamedTuple):
     escape_step: jnp.ndarray  # first step with loss ≤ escape_fraction × initial loss; −1 if never
     max_pos_sum: jnp.ndarray  # three-layer: max over steps of the Fig. 2 positive sum; −1 otherwise
     lr_factor: jnp.ndarray  # the run's step size over spec.lr: min(1, lr_ntk / (lr K₀)); 1 without lr_ntk
+    fast_forward_step: jnp.ndarray  # the handover step k_h (records up to it are the effective dynamics'); 0 without
 
 
 class Model(NamedTuple):
@@ -382,6 +386,7 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
     early_stop = spec.loss_threshold > 0
 
     x_data = jnp.asarray(x, jnp.dtype(spec.dtype))
+    leading_order = _leading_order(spec, x, y, recorded)
 
     def train(key, scale):
         eps, mult = split_scale(spec, scale)
@@ -393,6 +398,9 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
             factor = jnp.minimum(1.0, spec.lr_ntk / (spec.lr * k0)).astype(loss0.dtype)
         else:
             factor = jnp.ones((), loss0.dtype)
+        # fast-forward: the plateau from the leading-order map (k_h = 0 and GD from the start without)
+        k_h, params_h, at_records = leading_order(params0, eps, factor)
+        loss_h, _ = forward(params_h)
 
         def step(i, cur, prev, state: StepState):
             """Step i from θ_i = cur, θ_{i−1} = prev: returns θ_{i+1}, or the parameters the run is frozen at."""
@@ -415,6 +423,13 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
         def interval(carry, k):
             buffers, cos_store = carry
             start, end = starts[k], ends[k]
+            if at_records is not None:  # records up to k_h are the effective dynamics'; GD takes over at k_h
+                effective, handover = end <= k_h, (start < k_h) & (k_h < end)
+                here = jax.tree_util.tree_map(lambda r: r[k], at_records)
+                cur = freeze.select(effective, here, freeze.select(handover, params_h, buffers.cur))
+                last = jnp.where(handover, loss_h, buffers.state.last_loss)
+                buffers = Buffers(cur, freeze.select(effective | handover, cur, buffers.prev), buffers.state._replace(last_loss=last))
+                start = jnp.where(effective, end, jnp.maximum(start, k_h))
 
             def two_steps(j, b: Buffers) -> Buffers:  # θ_{i+1} overwrites θ_{i−1}, then θ_{i+2} overwrites θ_i
                 following, state = step(start + 2 * j, b.cur, b.prev, b.state)  # θ_{i+1}
@@ -451,9 +466,33 @@ def make_train(spec: TrainSpec, x, y) -> Callable:
         carry = (Buffers(params0, params0, state), cos_store)
         (last, cos_store), (losses, series) = jax.lax.scan(interval, carry, jnp.arange(len(recorded)))
         params, (status, stop, escape, pos) = last.cur, last.state.flags
-        return TrainResult(losses, series, cos_store, params0, params, status, stop, escape, pos, factor)
+        return TrainResult(losses, series, cos_store, params0, params, status, stop, escape, pos, factor, k_h)
 
     return train
+
+
+def _leading_order(spec: TrainSpec, x, y, recorded: np.ndarray) -> Callable:
+    """`(params0, ε, lr factor) -> (k_h, params at k_h, params at every record or None)`: the run's
+    plateau from its leading-order GD map (gd/fast_forward.py), up to the handover; without
+    spec.fast_forward_norm, (0, params0, None): GD from the start."""
+    if spec.fast_forward_norm is None:
+        return lambda params0, eps, factor: (jnp.int32(0), params0, None)
+    from . import fast_forward
+    from .data import effective_rate
+
+    dtype = jnp.dtype(spec.dtype)
+    act = activations.get(spec.activation)
+    x64, y64 = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    v = jnp.asarray(_target_direction(x64, y64), dtype)
+    last = min([spec.steps, *(int(s) for s, _ in spec.lr_drops)])  # the handover comes before the first lr drop
+    if spec.model == "three-layer":
+        kappa = effective_rate(x64, y64, act.slope0)  # κ = σ'(0)²‖Σ yᵢxᵢ‖/n
+        xs = jnp.asarray(x64, dtype)
+        return lambda params0, eps, factor: fast_forward.effective_three_layer(
+            params0, eps, v, kappa, spec.lr * factor, last, recorded, spec.fast_forward_norm, xs, act.slope0)
+    lam = act.slope0 * np.linalg.norm(y64 @ x64) / len(y64) / spec.alpha  # λ = σ'(0)‖z‖/α
+    return lambda params0, eps, factor: fast_forward.effective_two_layer(
+        params0, v, lam, spec.lr * factor, last, recorded, spec.fast_forward_norm)
 
 
 def _slots(recorded: np.ndarray, cosine_steps: np.ndarray) -> np.ndarray:

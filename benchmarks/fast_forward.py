@@ -1,0 +1,179 @@
+"""Issue #20: fast-forward against full gradient descent, in the same run.
+
+    python benchmarks/fast_forward.py            # agreement on the quick specs, the ε ladder, the figure
+    python benchmarks/fast_forward.py --quick    # fewer ε and seeds (a smoke run)
+
+1. Agreement, per packaged quick spec (fig1_three_layer, fig2b_init_scales) run end to end both
+   ways through condense_jax.run: every run's escape step (relative difference, target ≤ 0.5 %),
+   final loss (≤ 1 %), Assumption 2 hold step (records apart, ≤ 1), the final rows of W¹ of one
+   seed per ε paired with full GD's (min |cos|, ≥ 0.999), and the wall time of each.
+2. The ε ladder (width 50, one seed, ε = 1e-2 … 1e-5, lr 0.05, each run to the loss threshold
+   1e-3 so that both reach the same point of training): per run, warm, the time of full GD and of
+   fast-forward, split into the effective phase (the modified-flow solve and the handover) and the
+   GD that follows; fast-forward's cost at 1e-5 over its cost at 1e-2 (target ≤ 2).
+3. docs/fast_forward.png: the loss of full GD and of fast-forward on top of each other for three
+   ε, the handover marked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+import condense_jax
+from condense_jax import kinds
+from condense_jax.engine.plan import seed_keys
+from condense_jax.gd import data, fast_forward
+from condense_jax.gd import sweep as gsweep
+from condense_jax.gd.models import activations
+from condense_jax.gd.train import TrainSpec, make_train
+
+ROOT = Path(__file__).resolve().parents[1]
+DELTA = 0.1
+
+
+def quick_spec(name: str):
+    spec, _ = kinds.load_spec(kinds.resolve_spec(name), "quick")
+    return spec
+
+
+def agreement(name: str, log=print) -> dict:
+    spec = quick_spec(name)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, s in (("full", spec), ("fast", dataclasses.replace(spec, fast_forward=True, fast_forward_norm=DELTA))):
+            t0 = time.perf_counter()
+            condense_jax.run(s, Path(tmp) / label, figures=False)
+            out[label + "_seconds"] = time.perf_counter() - t0
+            out[label] = condense_jax.load(Path(tmp) / label, join=True)
+    a, b = out["full"]["runs"], out["fast"]["runs"]
+    steps = np.unique(out["full"]["series"]["step"])
+    esc = ((b["escape_step"] - a["escape_step"]).abs() / a["escape_step"]).astype(float)
+    loss = ((b["loss_final"] - a["loss_final"]).abs() / a["loss_final"]).astype(float)
+    hold = [abs(int(np.searchsorted(steps, x)) - int(np.searchsorted(steps, y)))
+            for x, y in zip(a["full_hold_step"], b["full_hold_step"]) if x == x and y == y]
+    hold_missing = int((a["full_hold_step"].isna() != b["full_hold_step"].isna()).sum())
+    cos = w1_pairing(spec)
+    row = dict(spec=f"{name} --variant quick", runs=len(a), eps=sorted(set(np.round(a["scale"], 8))),
+               skipped=float((b["fast_forward_step"] / b["escape_step"]).median()),
+               escape_max=float(esc.max()), loss_max=float(loss.max()), hold_records_max=max(hold, default=0),
+               hold_missing=hold_missing, cos_min=cos, full_s=out["full_seconds"], fast_s=out["fast_seconds"])
+    log(f"{row['spec']}: {row['runs']} runs, ε {row['eps']}; handover at {row['skipped']:.2f} of the escape step (median)\n"
+        f"  escape step |Δ|/full ≤ {row['escape_max']:.2e} (target 5e-3); final loss ≤ {row['loss_max']:.2e} (1e-2); "
+        f"A2 hold step ≤ {row['hold_records_max']} record(s) apart, {hold_missing} held in one only; "
+        f"W¹ rows min |cos| {cos:.6f} (0.999)\n"
+        f"  end to end: full GD {row['full_s']:.1f} s, fast-forward {row['fast_s']:.1f} s "
+        f"(ratio {row['full_s'] / row['fast_s']:.2f}×; both run every step after the handover)")
+    return row
+
+
+def w1_pairing(spec) -> float:
+    """min over runs of one seed and every ε and over rows of |cos| between the final rows of W¹."""
+    x, y = gsweep.load_data(spec)
+    width = spec.widths[0]
+    tspec = gsweep.train_spec(spec, width)
+    axis, values = spec.scale_axis()
+    eps = [float(v) if axis == "scale" else float(width) ** -float(v) for v in values]
+    key = seed_keys([0], width)[0]
+    full = jax.jit(make_train(tspec, x, y))
+    fast = jax.jit(make_train(dataclasses.replace(tspec, fast_forward_norm=DELTA), x, y))
+    worst = 1.0
+    for e in eps:
+        wa, wb = (np.asarray(f(key, e).params["w1"], np.float64) for f in (full, fast))
+        c = np.sum(wa * wb, 1) / np.linalg.norm(wa, axis=1) / np.linalg.norm(wb, axis=1)
+        worst = min(worst, float(np.abs(c).min()))
+    return worst
+
+
+def ladder(epsilons, log=print, figure: Path | None = None) -> list[dict]:
+    x, y = data.tanh_regression(100, seed=0)
+    x = data.with_bias(x)
+    base = dict(width=50, lr=0.05, steps=400_000, loss_threshold=1e-3, record_steps=tuple(
+        np.unique(np.concatenate([[0], np.geomspace(1, 400_000, 400).round()]).astype(int)).tolist()))
+    full = jax.jit(make_train(TrainSpec(**base), x, y))
+    fast = jax.jit(make_train(TrainSpec(**base, fast_forward_norm=DELTA), x, y))
+    tspec = TrainSpec(**base, fast_forward_norm=DELTA)
+    v = jax.numpy.asarray(data.target_direction(x, y), jax.numpy.float32)
+    kappa = data.effective_rate(x, y, activations.get("tanh").slope0)
+    effective = jax.jit(lambda p, e: fast_forward.effective_three_layer(
+        p, e, v, kappa, 0.05, base["steps"], tspec.recorded(), DELTA, jax.numpy.asarray(x, jax.numpy.float32), 1.0))
+    key = seed_keys([0], 50)[0]
+    rows, curves = [], {}
+    for e in epsilons:
+        timed = {}
+        for label, f in (("full", full), ("fast", fast)):
+            res = f(key, e)
+            jax.block_until_ready(res.loss)  # compiled (the first ε) and warm
+            t0 = time.perf_counter()
+            res = f(key, e)
+            jax.block_until_ready(res.loss)
+            timed[label] = (time.perf_counter() - t0, res)
+        p0 = timed["fast"][1].params0
+        jax.block_until_ready(effective(p0, e))
+        t0 = time.perf_counter()
+        jax.block_until_ready(effective(p0, e))
+        t_eff = time.perf_counter() - t0
+        (t_full, rf), (t_fast, rb) = timed["full"], timed["fast"]
+        row = dict(eps=e, full_s=t_full, fast_s=t_fast, effective_s=t_eff, gd_s=max(t_fast - t_eff, 0.0),
+                   k_h=int(rb.fast_forward_step), escape_full=int(rf.escape_step), escape_fast=int(rb.escape_step),
+                   stop_full=int(rf.stop_step), stop_fast=int(rb.stop_step),
+                   loss_full=float(rf.loss[-1]), loss_fast=float(rb.loss[-1]))
+        rows.append(row)
+        curves[e] = (tspec.recorded(), np.asarray(rf.loss), np.asarray(rb.loss), row["k_h"])
+        log(f"ε {e:.0e}: full GD {t_full:7.3f} s ({row['stop_full']} steps to loss 1e-3), fast-forward {t_fast:6.3f} s "
+            f"= effective {t_eff:.3f} s + GD {row['gd_s']:.3f} s ({row['stop_fast'] - row['k_h']} steps from k_h = {row['k_h']}); "
+            f"escape {row['escape_full']} vs {row['escape_fast']} ({abs(row['escape_fast'] - row['escape_full']) / row['escape_full']:.1e}); "
+            f"speed-up {t_full / t_fast:.1f}×")
+    first, last = rows[0], rows[-1]
+    log(f"fast-forward's cost at ε = {last['eps']:.0e} over ε = {first['eps']:.0e}: {last['fast_s'] / first['fast_s']:.2f} "
+        f"(target ≤ 2); full GD's: {last['full_s'] / first['full_s']:.1f}")
+    if figure is not None:
+        draw(curves, figure)
+        log(f"figure: {figure}")
+    return rows
+
+
+def draw(curves: dict, path: Path) -> None:
+    from condense_jax.engine import figures
+
+    shown = list(curves)[:3] if len(curves) <= 3 else [list(curves)[i] for i in (0, len(curves) // 2, len(curves) - 1)]
+    fig, axes = figures.figure(1, len(shown), size=(4.2 * len(shown), 3.6))
+    for ax, e in zip(axes[0], shown):
+        steps, lf, lb, k_h = curves[e]
+        stop = steps <= max(steps[np.argmax(lf <= 1e-3)] if (lf <= 1e-3).any() else steps[-1], 1) * 1.2
+        ax.plot(steps[stop], lf[stop], color="k", lw=2.5, alpha=0.35, label="full GD")
+        eff = stop & (steps <= k_h)
+        ax.plot(steps[eff], lb[eff], color="C0", lw=1.2, label="fast-forward: effective dynamics")
+        ax.plot(steps[stop & (steps >= k_h)], lb[stop & (steps >= k_h)], color="C3", lw=1.2, ls="--",
+                label="fast-forward: GD after the handover")
+        ax.axvline(k_h, color="C3", lw=0.8, ls=":")
+        ax.plot([k_h], [lb[np.searchsorted(steps, k_h)]], "o", color="C3", ms=4, label="handover (its record)")
+        ax.set(yscale="log", xlabel="GD step", ylabel="training loss", title=f"ε = {e:.0e}: handover at step {k_h:,}")
+        ax.title.set_fontsize(9)
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    figures.finish(fig)
+    figures.save(fig, path)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="ε 1e-2, 1e-3, 1e-4 only and no quick specs")
+    ap.add_argument("--figure", default=str(ROOT / "docs" / "fast_forward.png"))
+    args = ap.parse_args()
+    print(f"jax {jax.__version__}, devices {jax.devices()}, δ = {DELTA}")
+    if not args.quick:
+        for name in ("fig1_three_layer", "fig2b_init_scales"):
+            agreement(name)
+    ladder([1e-2, 1e-3, 1e-4] if args.quick else [1e-2, 1e-3, 1e-4, 1e-5], figure=Path(args.figure))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
