@@ -52,7 +52,7 @@ def test_the_leading_order_map_is_gd_to_order_eps_squared_on_the_plateau(xy):
         h = lr * kappa * eps
         steps = int(round(0.15 / h))  # normalised time 0.15, on the plateau (T* of these starts is ≈ 0.5)
         y_eff = (p["a"] / eps, p["w2"] / eps, p["w1"] @ v / eps)
-        step_map = jax.jit(lambda u: fast_forward.euler_map(u, h))
+        step_map = jax.jit(lambda u, h=h: fast_forward.euler_map(u, h))
         q = p
         for _ in range(steps):
             g = grad(q)
@@ -77,7 +77,7 @@ def test_the_modified_flow_follows_the_maps_iterates_to_order_h_cubed():
         u = y0
         for _ in range(steps):
             u = fast_forward.euler_map(u, h)
-        for field, out in ((lambda t, w, a: fast_forward.modified_field(w, h), errs), (lambda t, w, a: fast_forward.field(w), flow_errs)):
+        for field, out in ((lambda t, w, a, h=h: fast_forward.modified_field(w, h), errs), (lambda t, w, a: fast_forward.field(w), flow_errs)):
             sol = diffrax.diffeqsolve(diffrax.ODETerm(field), diffrax.Tsit5(), 0.0, steps * h, None, y0,
                                       stepsize_controller=diffrax.PIDController(rtol=1e-12, atol=1e-12), max_steps=100000)
             w = jax.tree_util.tree_map(lambda t: t[-1], sol.ys)
