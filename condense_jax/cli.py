@@ -630,7 +630,7 @@ def _train_command(sub) -> None:
                     help="skip the plateau: the leading-order GD dynamics up to the handover, then GD (three-/two-layer, "
                     "tanh, sigmoid or identity)")
     tr.add_argument("--fast-forward-norm", type=float, default=_default(TrainSweep, "fast_forward_norm"), metavar="δ",
-                    help="hand over to GD when the effective weights' norm reaches δ")
+                    help="hand over to GD when the largest pre-activation or output (leading order) reaches δ")
     tr.add_argument("--chunk-size", type=int, help="seeds per compiled call (default: sized to ~512 MB)")
     tr.add_argument("--name", default=_default(TrainSweep, "name"), help="name of the sweep (in the manifest)")
     _sweep_flags(tr)

@@ -32,6 +32,8 @@ SWEEPS = {
                   "--seeds", "2", "--steps", "20", "--no-predict", "--lr-ntk", "1"],
     "three_layer_grid": ["run", "phase_three_layer", "--variant", "quick", "train.widths=[6,12]", "train.seeds=1",
                          "train.steps=15"],
+    "fast_forward": ["train", "--fast-forward", "--widths", "5", "--seeds", "1", "--steps", "30", "--init-scales", "1e-3",
+                     "--no-predict"],
     "deep_linear": ["train", "--model", "deep-linear", "--data", "fig3", "--widths", "5", "--seeds", "2", "--steps", "15"],
     "cnn": ["train", "--model", "cnn", "--widths", "2", "--seeds", "2", "--n", "30", "--steps", "8"],
     "four_phases": ["four-phases", "--widths", "5", "--seeds", "2", "--init-scales", "1e-2", "--n", "16", "--t-max", "30",

@@ -179,7 +179,8 @@ def test_the_condensed_directions_are_those_of_full_gd(xy):
 @pytest.mark.parametrize("change, expect", [
     (dict(activation="relu"), "smooth odd activation"),
     (dict(model="deep-linear", data="fig3"), "saddle to saddle"),
-    (dict(model="cnn", data="synthetic"), "not built yet"),
+    (dict(model="cnn", data="synthetic", loss="cross_entropy"), "one conv layer, no hidden layer, MSE"),
+    (dict(model="cnn", data="synthetic", conv_layers=2), "one conv layer"),
     (dict(optimizer="adam"), "plain gradient descent"),
     (dict(fast_forward_norm=2.0), "fast_forward_norm must lie in (0, 1]"),
     (dict(fast_forward_norm=-0.1), "fast_forward_norm"),
@@ -194,3 +195,60 @@ def test_the_cli_refuses_before_writing(tmp_path, capsys):
     out = tmp_path / "x"
     code, _, err = run_cli(["train", "--fast-forward", "--activation", "relu", "--out", str(out)], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "relu" in err and not out.exists()
+
+
+def test_a_batch_mixing_starts_above_and_below_the_handover_level_gives_each_runs_own_step(xy):
+    """vmapped runs all take the event's root-find: a run that starts at u ≥ δ (k_h = 0), one that
+    never reaches δ within its steps (k_h = the cap) and ordinary ones, batched as alone."""
+    x, y = xy
+    v = jnp.asarray(data.target_direction(x, y))
+    kappa = data.effective_rate(x, y, 1.0)
+    xs = jnp.asarray(x)
+    epss = [0.3, 1e-2, 1e-3, 1e-5]
+    starts = [_init(M, x.shape[1], e, seed=4) for e in epss]
+    one = lambda p, e: fast_forward.effective_three_layer(p, e, v, kappa, 0.05, 20000, np.array([0, 10, 20000]), 0.1, xs, 1.0)[0]
+    alone = [int(jax.jit(one)(p, e)) for p, e in zip(starts, epss)]
+    batch = jax.tree_util.tree_map(lambda *u: jnp.stack(u), *starts)
+    together = [int(k) for k in jax.jit(jax.vmap(one))(batch, jnp.asarray(epss))]
+    assert alone == together, (alone, together)
+    assert alone[0] == 0 and alone[-1] == 20000 and 0 < alone[1] < alone[2] < 20000, alone
+
+
+def test_the_cnn_closed_form_is_gd_on_the_truncated_loss():
+    """The CNN's closed form (SVD of Z) equals GD on the truncated loss −s₁ Σ_β a_βᵀZθ_β = −(1/n) Σᵢ yᵢ
+    f_lin(xᵢ), built here from the model's own forward pass with σ linear (an independent route to
+    Z's orders and signs), step by step up to k_h."""
+    from condense_jax.gd.models import cnn
+
+    x, y = data.synthetic_images(30, size=6, seed=1)
+    x = np.asarray(x, np.float64).reshape(30, 6, 6, -1)
+    y = np.asarray(y, np.float64)
+    z = fast_forward.cnn_z(x, y, 3)
+    svd = np.linalg.svd(z, full_matrices=False)
+    p0 = cnn.init(jax.random.PRNGKey(5), (6, 6, x.shape[-1]), (4,), 3, 1e-4, 1e-4, dtype=jnp.float64)
+    lr = 0.05
+    k_h, p_h, _ = fast_forward.effective_cnn(p0, svd, 1.0, lr, 10**6, np.array([0]), 1e-2)
+    # the truncated loss through the model itself: f linear in each layer (σ = identity), minus its f² term
+    lin = lambda p: -jnp.mean(jnp.asarray(y) * cnn.apply(p, jnp.asarray(x), lambda t: t)[:, 0])
+    grad = jax.jit(jax.grad(lin))
+    p = p0
+    for _ in range(int(k_h)):
+        p = jax.tree_util.tree_map(lambda w, g: w - lr * g, p, grad(p))
+    for got, want in zip(jax.tree_util.tree_leaves(p_h), jax.tree_util.tree_leaves(p)):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12)
+    assert 0 < int(k_h) < 10**6
+
+
+@pytest.mark.slow
+def test_two_layer_and_cnn_fast_forward_agree_with_full_gd(tmp_path):
+    for kw in (dict(model="two-layer", widths=(20,), init_scales=(1e-3, 1e-5), lr=0.1, steps=3000, bias=True),
+               dict(model="cnn", data="digits", n=100, widths=(8,), init_scales=(1e-4, 1e-6), lr=0.002, steps=600)):
+        spec = TrainSweep(**kw, seeds=(0, 1), predict_escape=False, cosine_seeds=0)
+        condense_jax.run(spec, tmp_path / f"{kw['model']}-full", figures=False)
+        condense_jax.run(TrainSweep(**kw, seeds=(0, 1), predict_escape=False, cosine_seeds=0, fast_forward=True),
+                         tmp_path / f"{kw['model']}-fast", figures=False)
+        a = condense_jax.load(tmp_path / f"{kw['model']}-full")["runs"]
+        b = condense_jax.load(tmp_path / f"{kw['model']}-fast")["runs"]
+        assert (b["fast_forward_step"] > 0).all() and (b["fast_forward_step"] < b["escape_step"]).all(), kw["model"]
+        assert ((b["escape_step"] - a["escape_step"]).abs() <= np.maximum(1, 0.005 * a["escape_step"])).all(), kw["model"]
+        assert ((b["loss_final"] - a["loss_final"]).abs() / a["loss_final"]).max() <= 0.01, kw["model"]

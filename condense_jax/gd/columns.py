@@ -50,8 +50,8 @@ OUTCOME = {
     "full_hold_step": C("first record at which Assumption 2 fully holds (empty if never)", STEPS, "Assumption 2"),
     "t_star": C("T* of the effective ODE from the run's normalised start (a/ε, W²/ε, W¹v/ε)", "t (flow time)", "(3.10)"),
     "kappa": C("κ = σ′(0)²‖Σᵢ yᵢxᵢ‖/n", "", "(3.7)"),
-    "fast_forward_step": C("--fast-forward: the handover step k_h, where the effective norm reached fast_forward_norm "
-                           "(0: GD from the start)", STEPS, "gd/fast_forward.py"),
+    "fast_forward_step": C("--fast-forward: the handover step k_h, the first at which the leading-order largest pre-activation "
+                           "or output reached fast_forward_norm (0: GD from the start)", STEPS, "gd/fast_forward.py"),
     "predicted_escape_step": C("T*/(ε κ η) in GD steps of the run's rate schedule (three-layer, gd)", STEPS, "(3.8), gd/escape.py"),
 }
 

@@ -117,10 +117,15 @@ def effective_three_layer(params0, eps, v, kappa, lr, last_step, record_steps, d
     w1_perp = w1 - jnp.outer(w1 @ v, v)
     signal = lambda y: largest_signal(y, eps, w1_perp, x, v, s1)
     t_last = last_step * h
-    t1 = t_last + 2 * h  # every run ends on an event (vmapped runs all root-find): its signal, or t = t_last + h
+    # every run must end on an event whose condition starts negative (vmapped runs all root-find):
+    # its signal reaching δ, or the time t_last + h; a run that starts at u ≥ δ (k_h = 0) stops at t = h
+    above = signal(y0) >= delta
+    level = jnp.where(above, jnp.inf, delta)
+    t_stop = jnp.where(above, h, t_last + h)
+    t1 = t_last + 2 * h
     ts = jnp.minimum(jnp.asarray(record_steps, dtype) * h, t_last)
     tight = jnp.finfo(dtype).eps ** 0.5 if dtype == jnp.float64 else 1e-6
-    event = diffrax.Event(lambda t, y, args, **kw: jnp.maximum(signal(y) - delta, t - (t_last + h)),
+    event = diffrax.Event(lambda t, y, args, **kw: jnp.maximum(signal(y) - level, t - t_stop),
                           root_finder=optx.Bisection(rtol=tight, atol=tight))
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(lambda t, y, args: modified_field(y, h)), diffrax.Tsit5(), jnp.zeros((), dtype), t1, None, y0,
@@ -132,7 +137,7 @@ def effective_three_layer(params0, eps, v, kappa, lr, last_step, record_steps, d
     tau_c = sol.ts[last]
     y_c = jax.tree_util.tree_map(lambda u: u[last], sol.ys)
     k_h = jnp.minimum(jnp.floor(tau_c / h), last_step)  # the time trigger gives last_step
-    k_h = jnp.where(signal(y0) >= delta, 0, jnp.clip(k_h, 0, last_step)).astype(jnp.int32)
+    k_h = jnp.where(above, 0, jnp.clip(k_h, 0, last_step)).astype(jnp.int32)
     y_h = _rk4(y_c, k_h * h - tau_c, h)
     y_h = jax.tree_util.tree_map(lambda u, u0: jnp.where(k_h == 0, u0, u), y_h, y0)
 
@@ -165,7 +170,8 @@ def effective_two_layer(params0, v, lam, lr, last_step, record_steps, delta: flo
     dtype = a0.dtype
     p0 = w0 @ v
     plus, minus = a0 + p0, a0 - p0
-    lg_plus, lg_minus = jnp.log1p(lr * lam), jnp.log1p(-jnp.minimum(lr * lam, 1 - 1e-6))
+    g = jnp.asarray(lr * lam, dtype)  # ηλ (< 1: the map is a contraction along a − p)
+    lg_plus, lg_minus = jnp.log1p(g), jnp.log1p(-jnp.minimum(g, 1 - 1e-6))
     d2 = jnp.asarray(delta * delta, dtype)
 
     def state(k):
@@ -192,7 +198,82 @@ def effective_two_layer(params0, v, lam, lr, last_step, record_steps, delta: flo
 
     def rebuild(k):
         a, p = state(k)
-        return {"a": a, "w": w0 - jnp.outer(p0, v) + jnp.outer(p, v)}
+        return {"a": a.astype(dtype), "w": (w0 - jnp.outer(p0, v) + jnp.outer(p, v)).astype(dtype)}
+
+    records = jax.vmap(rebuild)(jnp.minimum(jnp.asarray(record_steps), k_h))
+    return k_h, rebuild(k_h), records
+
+
+def cnn_z(x, y, m: int):
+    """Z of the CNN paper's (9)–(10) in the column order of the model's kernels (XLA's patch order
+    (α, p, q), then the bias): Z = (1/n) Σᵢ yᵢ [windows(xᵢ), 1], one row per output position."""
+    import numpy as np
+
+    from .models import cnn
+
+    x = np.asarray(x, np.float64)
+    windows = np.asarray(cnn.patches(jnp.asarray(x), m)).reshape(len(x), -1, x.shape[-1] * m * m)
+    w = np.asarray(y, np.float64) @ windows.reshape(len(x), -1) / len(x)
+    return np.concatenate([w.reshape(windows.shape[1], -1), np.full((windows.shape[1], 1), np.mean(y))], 1)
+
+
+def effective_cnn(params0, z_svd, s1, lr, last_step, record_steps, delta: float):
+    """The leading-order phase of one two-layer CNN run (one conv layer, MSE), in closed form.
+
+    f(x) = Σ_{q,β} a_{qβ} σ(θ_β·[window_q(x), 1]) with θ_β = (kernel of channel β, b_β): to leading
+    order R_S = R₀ − s₁ Σ_β a_βᵀ Z θ_β (CNN paper (9)–(10); Z = `cnn_z`), so one GD step of size η is
+
+        a_β ← a_β + ηs₁ Z θ_β,    θ_β ← θ_β + ηs₁ Zᵀ a_β,
+
+    a linear map whose block [[0, Z], [Zᵀ, 0]] has eigenvalues ±sⱼ (Z = U S Vᵀ): with
+    αⱼ = uⱼᵀa_β, ϑⱼ = vⱼᵀθ_β, after k steps αⱼ ± ϑⱼ = (1 ± ηs₁sⱼ)^k (αⱼ ± ϑⱼ)(0), and the parts of a_β
+    and θ_β outside U's and V's ranges never move. Handover: the first step k_h at which the moving
+    part's norm ‖(Uᵀa, Vᵀθ)‖ over every channel reaches δ (a sum of exponentials in k, convex, so a
+    bisection finds it), capped at last_step.
+
+    z_svd: (U (Q, r), s (r,), Vt (r, F)) of Z. Returns (k_h, params at k_h, params at every record).
+    """
+    u, s, vt = (jnp.asarray(t, params0["a"].dtype) for t in z_svd)
+    conv = params0["conv"][0]
+    w0, b0, a0 = conv["w"], conv["b"], params0["a"]
+    m, _, c_in, c_out = w0.shape
+    kernel0 = jnp.transpose(w0, (2, 0, 1, 3)).reshape(c_in * m * m, c_out)  # rows (α, p, q)
+    theta0 = jnp.concatenate([kernel0, b0[None, :]], 0)  # (F, C_out): θ_β as columns
+    a_mat0 = a0.reshape(-1, c_out)  # (Q, C_out): a_β as columns (features ordered (u, v, β))
+    alpha0, vartheta0 = u.T @ a_mat0, vt @ theta0  # (r, C_out)
+    plus, minus = alpha0 + vartheta0, alpha0 - vartheta0
+    dtype = a0.dtype
+    g = jnp.asarray(lr * s1 * s[:, None], dtype)  # ηs₁sⱼ
+    lg_plus, lg_minus = jnp.log1p(g), jnp.log1p(-jnp.minimum(g, 1 - 1e-6))
+
+    def moving(k):
+        k = jnp.asarray(k, dtype)
+        up, um = plus * jnp.exp(k * lg_plus), minus * jnp.exp(k * lg_minus)
+        return (up + um) / 2, (up - um) / 2  # α(k), ϑ(k)
+
+    def norm2(k):
+        al, th = moving(k)
+        return jnp.sum(al * al) + jnp.sum(th * th)
+
+    d2 = jnp.asarray(delta * delta, dtype)
+    top = jnp.maximum(jnp.sum(plus[0] ** 2), jnp.finfo(dtype).tiny)
+    hi = jnp.clip(jnp.ceil(jnp.log(2 * d2 / top) / (2 * lg_plus[0, 0])), 0, last_step).astype(jnp.int32)
+
+    def bisect(_, lo_hi):
+        lo, up = lo_hi
+        mid = (lo + up) // 2
+        reach = norm2(mid) >= d2
+        return jnp.where(reach, lo, mid), jnp.where(reach, mid, up)
+
+    _, k_h = jax.lax.fori_loop(0, 40, bisect, (jnp.int32(0), hi))
+    k_h = jnp.where(norm2(0) >= d2, 0, jnp.where(norm2(hi) >= d2, k_h, hi)).astype(jnp.int32)
+
+    def rebuild(k):
+        al, th = moving(k)
+        a_mat = a_mat0 + u @ (al - alpha0)
+        theta = theta0 + vt.T @ (th - vartheta0)
+        w = theta[:-1].reshape(c_in, m, m, c_out).transpose(1, 2, 0, 3)
+        return {**params0, "conv": [{"w": w.astype(dtype), "b": theta[-1].astype(dtype)}], "a": a_mat.reshape(a0.shape).astype(dtype)}
 
     records = jax.vmap(rebuild)(jnp.minimum(jnp.asarray(record_steps), k_h))
     return k_h, rebuild(k_h), records

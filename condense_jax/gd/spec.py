@@ -19,7 +19,7 @@ from ..errors import (
 )
 
 MODELS = ("three-layer", "two-layer", "deep-linear", "cnn")
-FAST_FORWARD_MODELS = ("three-layer", "two-layer")  # with a leading-order GD map (gd/fast_forward.py)
+FAST_FORWARD_MODELS = ("three-layer", "two-layer", "cnn")  # with a leading-order GD map (gd/fast_forward.py)
 FAST_FORWARD_ACTIVATIONS = ("tanh", "sigmoid", "identity")  # smooth, odd, σ'(0) ≠ 0
 
 
@@ -41,7 +41,9 @@ class TrainSweep(SweepSpec):
     layer_scales = (conv, output) multipliers of ε (β₁, β₂ of eqs. 3–4); `conv_fan_gamma` = γ gives
     the paper's experimental init instead: conv std ((c_in + c_out)/2 · m²)^(−γ), output std ε·s₂.
     `lr_ntk` gives each run the step size min(lr, lr_ntk / K₀) with K₀ the trace of its initial
-    tangent kernel over n (train.TrainSpec), so one sweep can span lazy and condensed inits. Data: the paper's tanh regression ("tanh"), linearly separable classes
+    tangent kernel over n (train.TrainSpec), so one sweep can span lazy and condensed inits.
+    `fast_forward` replaces each run's plateau by its leading-order GD dynamics up to the handover
+    (`fast_forward_norm`), then GD (gd/fast_forward.py; three- and two-layer, odd smooth σ, plain GD). Data: the paper's tanh regression ("tanh"), linearly separable classes
     ("separable"), Fig. 3's matrix target ("fig3", deep-linear) or a user .npz path.
     """
 
@@ -229,10 +231,12 @@ class TrainSweep(SweepSpec):
         if not self.fast_forward:
             return
         if self.model not in FAST_FORWARD_MODELS:
-            why = {"deep-linear": "its plateaus are saddle to saddle, not one escape",
-                   "cnn": "its linear map (9)–(10) is not built yet"}[self.model]
-            raise ConfigError(f"--fast-forward is for the {' and '.join(FAST_FORWARD_MODELS)} networks; model "
-                              f"{self.model!r} has no leading-order form here ({why})")
+            raise ConfigError(f"--fast-forward is for the {', '.join(FAST_FORWARD_MODELS)} networks; model "
+                              f"{self.model!r} has no leading-order form here (its plateaus are saddle to saddle, "
+                              "not one escape)")
+        if self.model == "cnn" and (self.conv_layers != 1 or self.hidden is not None or self.loss != "mse"):
+            raise ConfigError("--fast-forward follows the two-layer CNN of the paper's (9)–(10): one conv layer, no "
+                              f"hidden layer, MSE; got conv_layers={self.conv_layers}, hidden={self.hidden}, loss={self.loss!r}")
         if self.activation not in FAST_FORWARD_ACTIVATIONS:
             raise ConfigError(f"--fast-forward needs a smooth odd activation with σ'(0) ≠ 0 ({', '.join(FAST_FORWARD_ACTIVATIONS)}); "
                               f"{self.activation!r} has no leading-order form at 0")

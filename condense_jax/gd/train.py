@@ -483,8 +483,14 @@ def _leading_order(spec: TrainSpec, x, y, recorded: np.ndarray) -> Callable:
     dtype = jnp.dtype(spec.dtype)
     act = activations.get(spec.activation)
     x64, y64 = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    v = jnp.asarray(_target_direction(x64, y64), dtype)
     last = min([spec.steps, *(int(s) for s, _ in spec.lr_drops)])  # the handover comes before the first lr drop
+    if spec.model == "cnn":
+        if len(spec.channels) != 1 or spec.hidden is not None or spec.loss != "mse":
+            raise ConfigError("fast-forward follows the two-layer CNN (one conv layer, no hidden layer, MSE) only")
+        u, s, vt = np.linalg.svd(fast_forward.cnn_z(x64, y64, spec.kernel_size), full_matrices=False)
+        return lambda params0, eps, factor: fast_forward.effective_cnn(
+            params0, (u, s, vt), act.slope0, spec.lr * factor, last, recorded, spec.fast_forward_norm)
+    v = jnp.asarray(_target_direction(x64, y64), dtype)
     if spec.model == "three-layer":
         kappa = effective_rate(x64, y64, act.slope0)  # κ = σ'(0)²‖Σ yᵢxᵢ‖/n
         xs = jnp.asarray(x64, dtype)
