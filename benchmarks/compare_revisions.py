@@ -57,8 +57,13 @@ def checkout(rev: str, where: Path) -> Path:
     return where
 
 
-def condense(tree: Path, args, out: Path, *extra) -> None:
-    env = {**os.environ, "PYTHONPATH": str(tree), "JAX_PLATFORMS": "cpu", "CONDENSE_JAX_NO_CACHE": "1"}
+def condense(tree: Path, args, out: Path, *extra, cache: bool = False) -> None:
+    """`condense ARGS --out OUT` with `tree`'s package in a fresh process; cache: use the
+    compilation cache of the environment (the tests' own), else none (a compiled program gives
+    the same bits either way; the cache only saves compile time)."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "JAX_PLATFORMS": "cpu"}
+    if not cache:
+        env["CONDENSE_JAX_NO_CACHE"] = "1"
     res = subprocess.run([sys.executable, "-m", "condense_jax.cli", *args, "--out", str(out), *QUIET, *extra],
                          capture_output=True, text=True, env=env, cwd=tree)
     if res.returncode != 0:
@@ -148,7 +153,7 @@ def _rows(v) -> np.ndarray:
     return v
 
 
-def compare(before: str, names, resumed=(), log=print, widened: bool = False) -> dict[str, list[str]]:
+def compare(before: str, names, resumed=(), log=print, widened: bool = False, cache: bool = False) -> dict[str, list[str]]:
     """{command or resume name: differences} (empty lists: equal)."""
     found = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,14 +162,14 @@ def compare(before: str, names, resumed=(), log=print, widened: bool = False) ->
         try:
             for name in names:
                 args = COMMANDS[name]
-                condense(old, args, tmp / f"{name}.before")
-                condense(ROOT, args, tmp / f"{name}.after")
+                condense(old, args, tmp / f"{name}.before", cache=cache)
+                condense(ROOT, args, tmp / f"{name}.after", cache=cache)
                 found[name] = differences(tmp / f"{name}.before", tmp / f"{name}.after", widened)
                 log(f"{name}: {'same tables' if not found[name] else '; '.join(found[name])}")
             for name in resumed:
                 args, whole = COMMANDS[name], tmp / f"{name}.before"
                 if not whole.exists():
-                    condense(old, args, whole)
+                    condense(old, args, whole, cache=cache)
                 part = tmp / f"{name}.resumed"
                 shutil.copytree(whole, part)
                 manifest = json.loads((part / "manifest.json").read_text())
@@ -173,7 +178,7 @@ def compare(before: str, names, resumed=(), log=print, widened: bool = False) ->
                 for t in (p for p in part.iterdir() if p.is_dir()):
                     for f in t.glob("part-00001.parquet"):
                         f.unlink()
-                condense(ROOT, args, part, "--resume")
+                condense(ROOT, args, part, "--resume", cache=cache)
                 key = f"{name} (written by {before}, resumed by this tree)"
                 found[key] = differences(whole, part, widened)
                 log(f"{key}: {'same tables' if not found[key] else '; '.join(found[key])}")

@@ -25,9 +25,7 @@ QUIET = ["--quiet", "--no-figure"]
 # small sweeps that together write every column of every kind (options that add columns included)
 SWEEPS = {
     "ode": ["ode", "--widths", "4", "--seeds", "2", "--pair-counts", "--series-t", "0.1", "0.3"],
-    "ode_depth4": ["ode", "--depth", "4", "--widths", "3", "--seeds", "2"],
     "three_layer": ["train", "--widths", "5", "--seeds", "2", "--steps", "20", "--init-scales", "1e-2", "1e-3"],
-    "exponents": ["train", "--scale-exponents", "1", "--widths", "5", "--seeds", "1", "--steps", "10", "--no-predict"],
     "two_layer": ["train", "--model", "two-layer", "--widths", "6", "12", "--gammas", "0.5", "--gamma-primes", "0",
                   "--seeds", "2", "--steps", "20", "--no-predict", "--lr-ntk", "1"],
     "three_layer_grid": ["run", "phase_three_layer", "--variant", "quick", "train.widths=[6,12]", "train.seeds=1",

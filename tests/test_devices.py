@@ -43,16 +43,17 @@ FROM_THE_ODE = ("t_star", "predicted_escape_step")  # training columns from the 
 SHARED_RTOL = 1e-7  # --stepping shared: one step size per device's share, each start held to rtol 1e-9
 
 
-def _sweeps(out: Path, devices: int, cache: Path | None, dump: Path | None = None) -> None:
+def _sweeps(out: Path, devices: int, cache: bool, dump: Path | None = None) -> None:
+    """Every kind at `devices` host devices in a fresh process; cache: the tests' own compilation
+    cache (conftest.py: keyed by the program and the device count, so a warm session reuses it)
+    or none at all (the HLO-dumped run compiles everything it runs)."""
     flags = f"--xla_force_host_platform_device_count={devices}"
     if dump is not None:
         flags += f" --xla_dump_to={dump} --xla_dump_hlo_as_text"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HELPER.parent)]), "JAX_PLATFORMS": "cpu",
            "XLA_FLAGS": flags}
-    if cache is None:
+    if not cache:
         env["CONDENSE_JAX_NO_CACHE"] = "1"
-    else:
-        env["XDG_CACHE_HOME"] = str(cache)
     args = [sys.executable, str(HELPER), str(out)] + (["--controls"] if dump is not None else [])
     try:
         res = subprocess.run(args, capture_output=True, text=True, env=env, timeout=400, check=False)
@@ -82,15 +83,14 @@ def _same(a: pd.DataFrame, b: pd.DataFrame, rtol: float, where: str, skip=()) ->
 @pytest.fixture(scope="module")
 def device_runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("devices")
-    cache = base / "cache"
-    _sweeps(base / "one", 1, cache)
+    _sweeps(base / "one", 1, True)
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]  # a busy machine
     try:
-        _sweeps(base / "two", 2, None, dump=base / "hlo")
+        _sweeps(base / "two", 2, False, dump=base / "hlo")
     finally:
         for h in hogs:
             h.kill()
-    _sweeps(base / "four", 4, cache)
+    _sweeps(base / "four", 4, True)
     return base
 
 

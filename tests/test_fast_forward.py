@@ -144,6 +144,15 @@ def test_what_cannot_be_fast_forwarded_is_refused_in_one_line(change, expect):
         TrainSweep(**{**dict(fast_forward=True), **change})
 
 
+def test_fast_forward_enters_the_config_hash_only_when_on():
+    """Off, it changes no number: the hash is the one sweeps had before the setting existed (so they
+    resume); on, it is another sweep."""
+    plain = TrainSweep().config_hash()
+    assert TrainSweep(fast_forward_norm=0.5).config_hash() == plain
+    assert TrainSweep(fast_forward=True).config_hash() != plain
+    assert TrainSweep(fast_forward=True, fast_forward_norm=0.05).config_hash() != TrainSweep(fast_forward=True).config_hash()
+
+
 def test_the_cli_refuses_before_writing(tmp_path, capsys):
     out = tmp_path / "x"
     code, _, err = run_cli(["train", "--fast-forward", "--activation", "relu", "--out", str(out)], capsys)

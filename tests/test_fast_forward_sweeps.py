@@ -16,7 +16,7 @@ from condense_jax.gd.train import TrainSpec, make_train
 
 pytestmark = pytest.mark.slow
 
-SWEEP = dict(widths=(10,), seeds=(0, 1), init_scales=(1e-2, 1e-3, 3e-4), lr=0.05, bias=True, n=40, steps=14000,
+SWEEP = dict(widths=(10,), seeds=(0, 1), init_scales=(1e-2, 1e-3), lr=0.05, bias=True, n=40, steps=7000,
              n_records=60, cosine_seeds=0)
 
 

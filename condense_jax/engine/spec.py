@@ -77,11 +77,17 @@ class SweepSpec:
 
     def config_hash(self, extra: dict | None = None) -> str:
         """Hash of everything that changes the numbers (not the name or the chunking)."""
-        d = self.to_dict()
+        d = self.inert(self.to_dict())
         d.pop("name")
         d.pop("chunk_size")
         d.update(extra or {})
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+    def inert(self, d: dict) -> dict:
+        """The configuration without settings that are switched off and so change no number: a
+        sweep written before such a setting existed keeps its hash (and its --resume)."""
+        return d
 
 
 def _plain(v):

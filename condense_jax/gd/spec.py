@@ -243,6 +243,11 @@ class TrainSweep(SweepSpec):
         if self.optimizer != "gd":
             raise ConfigError(f"--fast-forward follows plain gradient descent; optimizer is {self.optimizer!r}")
 
+    def inert(self, d: dict) -> dict:
+        if not self.fast_forward:  # plain GD: fast_forward_norm changes nothing either
+            d = {k: v for k, v in d.items() if k not in ("fast_forward", "fast_forward_norm")}
+        return d
+
     def scale_axis(self) -> tuple[str, tuple[float, ...]]:
         """The vmapped init-scale axis: ("scale", ε values), ("scale_exponent", γ) or ("gamma", γ)."""
         if self.init_scales is not None:
