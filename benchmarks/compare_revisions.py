@@ -132,8 +132,6 @@ def _widen(x: pd.Series, y: pd.Series) -> pd.Series:
         if x.dtype == object and len(x) and isinstance(y.iloc[0], np.ndarray) and y.iloc[0].dtype == object:
             return pd.Series([np.asarray(v, np.float64).reshape(len(w), -1) for v, w in zip(x, y)])  # flat list → rows
         return x
-    if isinstance(y.dtype, pd.CategoricalDtype):
-        return x.astype(y.dtype)
     return x.astype(y.dtype)
 
 
@@ -149,8 +147,7 @@ def _equal(x: pd.Series, y: pd.Series) -> bool:
 
 def _rows(v) -> np.ndarray:
     """A list value as an array (a list of row arrays, as Parquet gives a matrix back, stacked)."""
-    v = np.asarray(v) if not (isinstance(v, np.ndarray) and v.dtype == object and len(v)) else np.stack(v)
-    return v
+    return np.stack(v) if isinstance(v, np.ndarray) and v.dtype == object and len(v) else np.asarray(v)
 
 
 def compare(before: str, names, resumed=(), log=print, widened: bool = False, cache: bool = False) -> dict[str, list[str]]:

@@ -168,9 +168,12 @@ def _read_parts(files, columns=None, filters=None):
     import pyarrow.parquet as pq
 
     parts = [pq.read_table(f, columns=columns, filters=filters) for f in files]
-    parts = [pa.Table.from_arrays([_uniform(c) for c in t.columns], schema=pa.schema(
-        [pa.field(f.name, _uniform(c).type, metadata=f.metadata) for f, c in zip(t.schema, t.columns)], metadata=t.schema.metadata))
-        for t in parts]
+    def uniform(t):
+        arrays = [_uniform(c) for c in t.columns]
+        fields = [pa.field(f.name, a.type, metadata=f.metadata) for f, a in zip(t.schema, arrays)]
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=t.schema.metadata))
+
+    parts = [uniform(t) for t in parts]
     try:
         return pa.concat_tables(parts, promote_options="permissive").to_pandas()
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):

@@ -152,6 +152,45 @@ def effective_three_layer(params0, eps, v, kappa, lr, last_step, record_steps, d
     return k_h, rebuild(y_h), records
 
 
+def _paired_handover(plus, minus, g, delta: float, last_step):
+    """The closed form shared by the two-layer network and the CNN, and its handover step.
+
+    Pairs (x, y) of modes j with [x; y] ← [[1, gⱼ], [gⱼ, 1]] [x; y] per step (gⱼ < 1) have
+    x ± y = (1 ± gⱼ)^k (x ± y)(0): `state(k)` returns (x(k), y(k)) from plus = (x + y)(0) and
+    minus = (x − y)(0), both (modes, …), g (modes, 1). k_h is the first step at which ‖(x, y)‖
+    reaches δ: ‖·‖² = ½ Σⱼ ((1 + gⱼ)^{2k}‖plusⱼ‖² + (1 − gⱼ)^{2k}‖minusⱼ‖²) is a sum of
+    exponentials in k, convex, so {k : ‖·‖ ≥ δ} is [k_h, ∞); a bisection finds it below an upper
+    end where one mode's growing part alone reaches δ², capped at last_step.
+    """
+    dtype = plus.dtype
+    lg_plus, lg_minus = jnp.log1p(g), jnp.log1p(-jnp.minimum(g, 1 - 1e-6))
+    d2 = jnp.asarray(delta * delta, dtype)
+
+    def state(k):
+        k = jnp.asarray(k, dtype)
+        up, um = plus * jnp.exp(k * lg_plus), minus * jnp.exp(k * lg_minus)
+        return (up + um) / 2, (up - um) / 2
+
+    def norm2(k):
+        x, y = state(k)
+        return jnp.sum(x * x) + jnp.sum(y * y)
+
+    size = jnp.maximum(jnp.sum(plus.reshape(len(plus), -1) ** 2, 1), jnp.finfo(dtype).tiny)
+    grows = lg_plus[:, 0] > 0  # a mode with g = 0 (a zero singular value) never grows
+    hi = jnp.min(jnp.where(grows, jnp.ceil(jnp.log(2 * d2 / size) / (2 * jnp.where(grows, lg_plus[:, 0], 1))), jnp.inf))
+    hi = jnp.clip(hi, 0, last_step).astype(jnp.int32)
+
+    def bisect(_, lo_hi):
+        lo, up = lo_hi  # norm2(lo) < δ² ≤ norm2(up) (or up = the cap)
+        mid = (lo + up) // 2
+        reach = norm2(mid) >= d2
+        return jnp.where(reach, lo, mid), jnp.where(reach, mid, up)
+
+    _, k_h = jax.lax.fori_loop(0, 40, bisect, (jnp.int32(0), hi))
+    k_h = jnp.where(norm2(0) >= d2, 0, jnp.where(norm2(hi) >= d2, k_h, hi)).astype(jnp.int32)
+    return state, k_h
+
+
 def effective_two_layer(params0, v, lam, lr, last_step, record_steps, delta: float):
     """The leading-order phase of one two-layer run, in closed form.
 
@@ -169,35 +208,12 @@ def effective_two_layer(params0, v, lam, lr, last_step, record_steps, delta: flo
     a0, w0 = params0["a"], params0["w"]
     dtype = a0.dtype
     p0 = w0 @ v
-    plus, minus = a0 + p0, a0 - p0
-    g = jnp.asarray(lr * lam, dtype)  # ηλ (< 1: the map is a contraction along a − p)
-    lg_plus, lg_minus = jnp.log1p(g), jnp.log1p(-jnp.minimum(g, 1 - 1e-6))
-    d2 = jnp.asarray(delta * delta, dtype)
-
-    def state(k):
-        k = jnp.asarray(k, dtype)
-        up, um = plus * jnp.exp(k * lg_plus), minus * jnp.exp(k * lg_minus)
-        return (up + um) / 2, (up - um) / 2  # a(k), p(k)
-
-    def norm2(k):
-        a, p = state(k)
-        return jnp.sum(a * a) + jnp.sum(p * p)
-
-    # an upper end where the growing part alone reaches δ², then bisection for the first step reaching it
-    hi = jnp.ceil(jnp.log(2 * d2 / jnp.maximum(jnp.sum(plus * plus), jnp.finfo(dtype).tiny)) / (2 * lg_plus))
-    hi = jnp.clip(hi, 0, last_step).astype(jnp.int32)
-
-    def bisect(_, lo_hi):
-        lo, up = lo_hi  # norm2(lo) < δ² ≤ norm2(up) (or up = the cap)
-        mid = (lo + up) // 2
-        reach = norm2(mid) >= d2
-        return jnp.where(reach, lo, mid), jnp.where(reach, mid, up)
-
-    _, k_h = jax.lax.fori_loop(0, 40, bisect, (jnp.int32(0), hi))
-    k_h = jnp.where(norm2(0) >= d2, 0, jnp.where(norm2(hi) >= d2, k_h, hi)).astype(jnp.int32)
+    # one mode: all neurons grow at ηλ (< 1: the map is a contraction along a − p)
+    state, k_h = _paired_handover((a0 + p0)[None], (a0 - p0)[None], jnp.asarray(lr * lam, dtype).reshape(1, 1),
+                                  delta, last_step)
 
     def rebuild(k):
-        a, p = state(k)
+        a, p = (t[0] for t in state(k))
         return {"a": a.astype(dtype), "w": (w0 - jnp.outer(p0, v) + jnp.outer(p, v)).astype(dtype)}
 
     records = jax.vmap(rebuild)(jnp.minimum(jnp.asarray(record_steps), k_h))
@@ -241,32 +257,10 @@ def effective_cnn(params0, z_svd, s1, lr, last_step, record_steps, delta: float)
     theta0 = jnp.concatenate([kernel0, b0[None, :]], 0)  # (F, C_out): θ_β as columns
     a_mat0 = a0.reshape(-1, c_out)  # (Q, C_out): a_β as columns (features ordered (u, v, β))
     alpha0, vartheta0 = u.T @ a_mat0, vt @ theta0  # (r, C_out)
-    plus, minus = alpha0 + vartheta0, alpha0 - vartheta0
     dtype = a0.dtype
-    g = jnp.asarray(lr * s1 * s[:, None], dtype)  # ηs₁sⱼ
-    lg_plus, lg_minus = jnp.log1p(g), jnp.log1p(-jnp.minimum(g, 1 - 1e-6))
-
-    def moving(k):
-        k = jnp.asarray(k, dtype)
-        up, um = plus * jnp.exp(k * lg_plus), minus * jnp.exp(k * lg_minus)
-        return (up + um) / 2, (up - um) / 2  # α(k), ϑ(k)
-
-    def norm2(k):
-        al, th = moving(k)
-        return jnp.sum(al * al) + jnp.sum(th * th)
-
-    d2 = jnp.asarray(delta * delta, dtype)
-    top = jnp.maximum(jnp.sum(plus[0] ** 2), jnp.finfo(dtype).tiny)
-    hi = jnp.clip(jnp.ceil(jnp.log(2 * d2 / top) / (2 * lg_plus[0, 0])), 0, last_step).astype(jnp.int32)
-
-    def bisect(_, lo_hi):
-        lo, up = lo_hi
-        mid = (lo + up) // 2
-        reach = norm2(mid) >= d2
-        return jnp.where(reach, lo, mid), jnp.where(reach, mid, up)
-
-    _, k_h = jax.lax.fori_loop(0, 40, bisect, (jnp.int32(0), hi))
-    k_h = jnp.where(norm2(0) >= d2, 0, jnp.where(norm2(hi) >= d2, k_h, hi)).astype(jnp.int32)
+    # one mode per singular pair, growing at ηs₁sⱼ
+    moving, k_h = _paired_handover(alpha0 + vartheta0, alpha0 - vartheta0, jnp.asarray(lr * s1 * s[:, None], dtype),
+                                   delta, last_step)
 
     def rebuild(k):
         al, th = moving(k)
