@@ -24,6 +24,9 @@ KINDS = {
     "two_layer_relu64": ["train", "--model", "two-layer", "--activation", "relu", "--bias", "--n", "20", "--widths", "16",
                          "--gammas", "0.5", "2.5", "--gamma-primes", "-0.5", "0.5", "--seeds", "3", "--lr", "0.5",
                          "--lr-ntk", "1.0", "--loss-threshold", "1e-2", "--steps", "300", "--dtype", "float64"],
+    # fast-forward (issue #20): ε = 0.1 on GD from step 0, ε = 1e-2 handed over from the effective dynamics
+    "three_layer_ff": ["train", "--widths", "5", "--seeds", "3", "--init-scales", "1e-1", "1e-2", "--steps", "600",
+                       "--lr", "0.1", "--fast-forward"],
     "deep_linear": ["train", "--model", "deep-linear", "--widths", "6", "--seeds", "3", "--steps", "50", "--data", "fig3"],
     "cnn": ["train", "--model", "cnn", "--widths", "3", "--seeds", "3", "--steps", "20", "--n", "20"],
     "four_phases_gd": ["four-phases", "--widths", "8", "--seeds", "3", "--init-scales", "1e-2", "1e-4", "--n", "30",

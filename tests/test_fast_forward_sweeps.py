@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import pandas as pd
 import pytest
 
 import condense_jax
@@ -72,3 +73,54 @@ def test_two_layer_and_cnn_fast_forward_agree_with_full_gd(tmp_path):
         assert (b["fast_forward_step"] > 0).all() and (b["fast_forward_step"] < b["escape_step"]).all(), kw["model"]
         assert ((b["escape_step"] - a["escape_step"]).abs() <= np.maximum(1, 0.005 * a["escape_step"])).all(), kw["model"]
         assert ((b["loss_final"] - a["loss_final"]).abs() / a["loss_final"]).max() <= 0.01, kw["model"]
+
+
+@pytest.mark.parametrize("other", [["--fast-forward", "--fast-forward-norm", "0.2"], [], None],
+                         ids=["another-norm", "without-fast-forward", "same"])
+def test_a_fast_forwarded_directory_refuses_other_fast_forward_settings(other, tmp_path, capsys):
+    """--resume, or a rerun, into a fast-forwarded sweep's directory with another handover norm or
+    without fast-forward is another sweep: refused in one line with exit 2, nothing written. The
+    same settings resume (nothing to compute)."""
+    from condense_jax import cli
+
+    args = ["train", "--out", str(tmp_path / "ff"), "--widths", "4", "--seeds", "2", "--init-scales", "1e-2",
+            "--steps", "300", "--lr", "0.1", "--no-predict", "--quiet", "--no-figure"]
+    assert cli.main([*args, "--fast-forward"]) == 0
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "ff").rglob("*")}
+    capsys.readouterr()
+    if other is None:
+        assert cli.main([*args, "--fast-forward", "--resume"]) == 0
+        import json
+
+        assert json.loads((tmp_path / "ff" / "manifest.json").read_text())["chunks_computed"] == 0
+        return
+    for resume in ([], ["--resume"]):
+        assert cli.main([*args, *other, *resume]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "different configuration" in err[0], err
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ff").rglob("*")} == before
+
+
+@pytest.mark.parametrize("model", [[], ["--model", "two-layer", "--widths", "20", "--init-scales", "1e-3", "1e-5"]],
+                         ids=["three-layer", "two-layer"])
+def test_a_float32_sweep_gives_the_same_bits_whether_or_not_64_bit_mode_is_on(model, tmp_path):
+    """A fast-forwarded float32 sweep run in a fresh `condense` process (64-bit mode off) equals the
+    same sweep run here (the test session has it on, as a process that ran an ODE sweep has): the
+    effective phase computes in the run's dtype, not in the process's widest float, and its constants
+    are weakly typed Python floats (a NumPy float64 made η·λ float64 in 64-bit mode)."""
+    import jax
+    from helpers import condense, tables
+
+    from condense_jax import cli
+
+    assert jax.config.jax_enable_x64
+    args = ["train", "--widths", "5", "--seeds", "2", "--init-scales", "1e-1", "1e-2", "--steps", "600", "--lr", "0.1",
+            "--fast-forward", "--no-predict", "--quiet", "--no-figure", *model]  # later flags win
+    assert cli.main([args[0], "--out", str(tmp_path / "here"), *args[1:]]) == 0
+    proc = condense([args[0], "--out", str(tmp_path / "fresh"), *args[1:]])
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    here, fresh = tables(tmp_path / "here"), tables(tmp_path / "fresh")
+    assert (here["runs"]["fast_forward_step"] > 0).any()
+    for t in here:
+        pd.testing.assert_frame_equal(here[t], fresh[t], check_exact=True)

@@ -28,6 +28,9 @@ FOUR = ["four-phases", "--widths", "6", "--seeds", "8", "--init-scales", "1e-2",
         "--n-records", "15", "--quiet", "--no-figure"]
 TRAIN = ["train", "--widths", "5", "--seeds", "6", "--init-scales", "1e-2", "1e-3", "--steps", "40", "--no-predict",
          "--quiet", "--no-figure"]
+# fast-forward (issue #20): ε = 0.1 starts above the handover norm (GD from step 0), ε = 1e-2 hands over at 150-330
+TRAIN_FF = ["train", "--widths", "5", "--seeds", "6", "--init-scales", "1e-1", "1e-2", "--steps", "600", "--lr", "0.1",
+            "--fast-forward", "--no-predict", "--quiet", "--no-figure"]
 
 
 def run(args, out, *extra) -> int:
@@ -44,7 +47,7 @@ def same(a: dict, b: dict) -> None:
 def reference(tmp_path_factory):
     """Uninterrupted sweeps of each kind, and a four-phase sweep of another configuration (donor)."""
     base = tmp_path_factory.mktemp("ref")
-    for name, args, chunk in (("ode", ODE, "6"), ("four", FOUR, "2"), ("train", TRAIN, "2")):
+    for name, args, chunk in (("ode", ODE, "6"), ("four", FOUR, "2"), ("train", TRAIN, "2"), ("train_ff", TRAIN_FF, "2")):
         assert run(args, base / name, "--chunk-size", chunk) == 0
     assert run(FOUR, base / "donor", "--chunk-size", "2", "--lr", "0.04") == 0
     return base
@@ -231,7 +234,8 @@ def test_load_verifies_and_returns_every_table(reference):
         assert sum(e["rows"] for e in parts.values()) == len(frames[table])
 
 
-@pytest.mark.parametrize("name, args, chunk", [("ode", ODE, "6"), ("train", TRAIN, "2"), ("four", FOUR, "2")])
+@pytest.mark.parametrize("name, args, chunk", [("ode", ODE, "6"), ("train", TRAIN, "2"), ("four", FOUR, "2"),
+                                               ("train_ff", TRAIN_FF, "2")])
 def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_tables(name, args, chunk, reference, tmp_path):
     """Fault injection: each kind is killed (SIGKILL: no handler, no cleanup) at random moments,
     resumed after each kill, and finally resumed to the end; the tables equal an uninterrupted
@@ -259,3 +263,6 @@ def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_tables(nam
     same(tables(out), tables(reference / name))
     load(out)
     assert kills >= 1
+    if name == "train_ff":  # runs handed over from the effective dynamics and runs on GD from step 0, both resumed
+        k_h = load(out)["runs"]["fast_forward_step"]
+        assert (k_h > 0).any() and (k_h == 0).any()

@@ -108,8 +108,9 @@ def effective_three_layer(params0, eps, v, kappa, lr, last_step, record_steps, d
     import diffrax
     import optimistix as optx
 
-    out_dtype = params0["a"].dtype
-    dtype = jnp.zeros(()).dtype  # the widest float JAX has now: float64 when x64 is on (tests), else float32
+    # the run's own precision (its spec's dtype), never the process's: a float32 run gets the same bits
+    # whether or not 64-bit mode is on (the effective ODE, or a test session, switches it on)
+    out_dtype = dtype = params0["a"].dtype
     a0, w2, w1 = (params0[k].astype(dtype) for k in ("a", "w2", "w1"))
     eps, v, x = jnp.asarray(eps, dtype), jnp.asarray(v, dtype), jnp.asarray(x, dtype)
     y0 = (a0 / eps, w2 / eps, (w1 @ v) / eps)
@@ -125,7 +126,9 @@ def effective_three_layer(params0, eps, v, kappa, lr, last_step, record_steps, d
     t1 = t_last + 2 * h
     ts = jnp.minimum(jnp.asarray(record_steps, dtype) * h, t_last)
     tight = jnp.finfo(dtype).eps ** 0.5 if dtype == jnp.float64 else 1e-6
-    event = diffrax.Event(lambda t, y, args, **kw: jnp.maximum(signal(y) - level, t - t_stop),
+    # the condition in JAX's default float (exact for float32 values): diffrax pairs it with a Python
+    # 0.0 in a lax.cond, which is float64 when 64-bit mode is on
+    event = diffrax.Event(lambda t, y, args, **kw: jnp.maximum(signal(y) - level, t - t_stop).astype(jnp.zeros(()).dtype),
                           root_finder=optx.Bisection(rtol=tight, atol=tight))
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(lambda t, y, args: modified_field(y, h)), diffrax.Tsit5(), jnp.zeros((), dtype), t1, None, y0,

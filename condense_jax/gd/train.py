@@ -496,7 +496,8 @@ def _leading_order(spec: TrainSpec, x, y, recorded: np.ndarray) -> Callable:
         xs = jnp.asarray(x64, dtype)
         return lambda params0, eps, factor: fast_forward.effective_three_layer(
             params0, eps, v, kappa, spec.lr * factor, last, recorded, spec.fast_forward_norm, xs, act.slope0)
-    lam = act.slope0 * np.linalg.norm(y64 @ x64) / len(y64) / spec.alpha  # λ = σ'(0)‖z‖/α
+    # λ = σ'(0)‖z‖/α, a Python float (weakly typed: a NumPy float64 would make η·λ float64 in 64-bit mode)
+    lam = float(act.slope0 * np.linalg.norm(y64 @ x64) / len(y64) / spec.alpha)
     return lambda params0, eps, factor: fast_forward.effective_two_layer(
         params0, v, lam, spec.lr * factor, last, recorded, spec.fast_forward_norm)
 
