@@ -139,9 +139,14 @@ def in_groups(one: Callable, size: int, n_shared: int = 0) -> Callable:
     """`run(keys (S, …), scales (E, …), *shared)` → `one(key, scale, *shared)` over seeds × scales,
     outputs with leading axes (S, E), computed in groups of at most `size` runs.
 
-    The S·E runs (seed-major) form ceil(S·E / size) groups of equal width (the last padded by
-    repeating the first run); each group is vmapped, the groups of a device are a loop (lax.map),
-    and the groups are split over the local devices (`split_batch`). The groups are formed before
+    The S·E runs, scale-major (the seeds of one scale side by side), form ceil(S·E / size) groups
+    of equal width (the last padded by repeating the first run). Runs of one scale stop at similar
+    steps (a loss threshold, a fast-forward handover), and a vmapped group steps until its last
+    run stops: a group of one scale wastes the fewest steps. The groups are dealt to the devices
+    in turn (device d: groups d, d + D, …), so every device gets slow and fast scales alike
+    (benchmarks/fast_forward.py: contiguous shares put the slowest scales on one core of two and
+    made a 2-device sweep with a loss threshold 2x slower). Each group is vmapped, the groups of a
+    device are a loop (lax.map). The groups are formed before
     the split, so a run is computed in the same lane of a group of the same width whatever the
     device count: one device and many give bitwise the same numbers. On a CPU a group sized to the
     cache is also the fast layout (train.group_size).
@@ -160,13 +165,25 @@ def in_groups(one: Callable, size: int, n_shared: int = 0) -> Callable:
         width = -(-n // n_groups)
         extra = n_groups * width - n
         scales = np.asarray(scales)  # (E,) or (E, k): e.g. ε and per-layer multipliers (train.split_scale)
-        run_keys = np.repeat(np.asarray(keys), n_scales, axis=0)  # run r = (seed r // E, scale r % E)
-        run_scales = np.tile(scales, (n_seeds,) + (1,) * (scales.ndim - 1))
+        keys = np.asarray(keys)
+        run_keys = np.tile(keys, (n_scales,) + (1,) * (keys.ndim - 1))  # run r = (seed r % S, scale r // S)
+        run_scales = np.repeat(scales, n_seeds, axis=0)
         if extra:
             run_keys, run_scales = pad_rows(run_keys, len(run_keys) + extra), pad_rows(run_scales, len(run_scales) + extra)
         groups = (run_keys.reshape(n_groups, width, *run_keys.shape[1:]),
                   run_scales.reshape(n_groups, width, *scales.shape[1:]))
-        unpack = lambda v: v.reshape(n_groups * width, *v.shape[2:])[:n].reshape(n_seeds, n_scales, *v.shape[2:])
+        # device d's share (split_batch: contiguous) holds groups d, d + used, d + 2·used, …: each device
+        # gets groups of every scale (padding: group 0 again, dropped below)
+        used, per = shares(n_groups, len(jax.local_devices()))
+        order = np.array([i * used + d for d in range(used) for i in range(per)])
+        order = np.where(order < n_groups, order, 0)
+        where = np.unique(order, return_index=True)[1]  # each group's first position
+        groups = tuple(g[order] for g in groups)
+
+        def unpack(v):
+            runs = np.asarray(v)[where].reshape(n_groups * width, *v.shape[2:])[:n]
+            return np.swapaxes(runs.reshape(n_scales, n_seeds, *v.shape[2:]), 0, 1)
+
         return groups, unpack
 
     def run(keys, scales, *shared):

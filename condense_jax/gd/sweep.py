@@ -410,6 +410,13 @@ def plan_train_sweep(spec: TrainSweep):
         warnings.warn(
             f"activation {spec.activation!r} is not smooth with σ'(0) ≠ 0 at 0: the effective model (3.6) does not "
             "apply, predicted_escape_step is left NaN", stacklevel=2)
+    if spec.model == "three-layer" and spec.predict_escape and act.effective_ok:
+        # predicted_escape_step solves the effective ODE in float64, which switches JAX's 64-bit mode
+        # on; switched on after the first chunk it made every later chunk retrace and recompile the
+        # training program (a float32 run computes the same bits either way: tests/test_store.py)
+        from ..engine.devices import enable_dtype
+
+        enable_dtype("float64")
     g = grid(spec)
     extra = {"data_sha256": array_digest(x, y)}
     return Plan({**spec.to_dict(), **extra}, spec.config_hash(extra), len(g), spec.name, _chunks(spec, g, x, y), COLUMNS)
