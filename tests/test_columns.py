@@ -70,6 +70,7 @@ def test_every_column_carries_its_dictionary_entry_and_no_entry_is_stale(results
                 want = columns.entry(dictionary[table], field.name)
                 assert want is not None, f"{name}: {table}.{field.name} is not in the dictionary"
                 got = columns.from_schema(pa.schema([field]))[field.name]
+                want = want._replace(values=())  # the possible values are the stored categories (below)
                 assert got == want, f"{name}: {table}.{field.name} carries {got}, the dictionary says {want}"
                 assert want.meaning, f"{table}.{field.name}: an entry without a meaning"
                 seen.setdefault((kind, table), set()).add(field.name)
@@ -92,6 +93,37 @@ def test_one_float_and_one_int_width_text_as_categoricals(results):
             for col in ("status", "model", "layer", "phases", "theory_status"):
                 if col in frame:
                     assert isinstance(frame[col].dtype, pd.CategoricalDtype), (name, table, col)
+
+
+def test_label_columns_have_every_possible_value_as_their_categories(results, tmp_path):
+    """A status (or regime) column's categories are all its possible values, in one order, in every
+    sweep, whichever occur: a researcher compares two sweeps' statuses with `!=`, which pandas
+    refuses for categoricals with different categories (a sweep with a diverged run against one
+    without). Values outside the list are kept, after it."""
+    checked = 0
+    for name, out in results.items():
+        for table, frame in condense_jax.load(out).items():
+            dictionary = kinds.dictionary(kinds.result_kind(out).name)[table]
+            for col in frame.columns:
+                entry = columns.entry(dictionary, col)
+                if entry.values:
+                    assert list(frame[col].cat.categories) == list(entry.values), (name, table, col)
+                    checked += 1
+    for name in PHASED:  # the phase table's regimes
+        frame = pd.read_parquet(results[name] / "phase" / "phase_table.parquet")
+        dictionary = kinds.dictionary("train")["phase/phase_table"]
+        for col in [c for c in frame.columns if c.startswith("regime_")]:
+            assert list(frame[col].cat.categories) == list(columns.entry(dictionary, col).values), (name, col)
+            checked += 1
+    assert checked >= 6
+    frames = []
+    for i, statuses in enumerate((["finished", "converged"], ["diverged", "finished"], ["finished", "exotic"])):
+        store.write_table(pd.DataFrame({"run_id": [0, 1], "status": statuses}), tmp_path / f"{i}.parquet", {},
+                          {"status": columns.Column("s", values=("finished", "converged", "diverged"))})
+        frames.append(pd.read_parquet(tmp_path / f"{i}.parquet"))
+    assert (frames[0]["status"] != frames[1]["status"]).tolist() == [True, True]
+    assert list(frames[2]["status"].cat.categories) == ["finished", "converged", "diverged", "exotic"]
+    assert frames[2]["status"].tolist() == ["finished", "exotic"]
 
 
 def test_cosines_read_back_as_cosine_matrices(results):

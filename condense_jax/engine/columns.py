@@ -20,6 +20,9 @@ class Column(NamedTuple):
     meaning: str
     unit: str = ""  # "" for a dimensionless number, a label or a flag
     source: str = ""  # the paper's equation / section, or the module that computes it
+    # a label column's possible values, in order: every table stores exactly these categories
+    # (pandas compares two sweeps' `status` only when their categories are the same)
+    values: tuple[str, ...] = ()
 
 
 def entry(dictionary: dict, column: str) -> Column | None:

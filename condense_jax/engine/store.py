@@ -136,11 +136,26 @@ def arrow_table(df, metadata: dict, dictionary: dict | None = None):
     for field, array in zip(table.schema, table.columns):
         array = _uniform(array)
         col = columns.entry(dictionary, field.name) if dictionary else None
+        if col is not None and col.values and pa.types.is_dictionary(array.type):
+            array = _enumerated(array, col.values)
         fields.append(pa.field(field.name, array.type, metadata=columns.field_metadata(col) if col else None))
         arrays.append(array)
     meta = dict(table.schema.metadata or {})
     meta[b"condense_jax"] = json.dumps(metadata, default=str).encode()
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
+
+
+def _enumerated(array, values):
+    """A text column dictionary-encoded with `values` (then any other value, sorted) as its
+    dictionary, in that order, whichever of them occur: every table's categories are the same."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = array.cast(pa.string())
+    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    extra = sorted(set(text.to_pylist()) - set(values) - {None})
+    dictionary = pa.array([*values, *extra], pa.string())
+    return pa.DictionaryArray.from_arrays(pc.index_in(text, value_set=dictionary), dictionary)
 
 
 def _uniform(array):

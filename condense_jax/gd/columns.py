@@ -41,7 +41,8 @@ SETTINGS = {
 }
 
 OUTCOME = {
-    "status": C("finished (ran its steps), converged (reached loss_threshold) or diverged (non-finite loss, or above diverge_factor × initial)", "", "engine/freeze.py"),
+    "status": C("finished (ran its steps), converged (reached loss_threshold) or diverged (non-finite loss, or above diverge_factor × initial)", "", "engine/freeze.py",
+                ("finished", "converged", "diverged")),
     "stop_step": C("step at which the run stopped (frozen or at its budget)", STEPS, "gd/train.py"),
     "loss_initial": C("loss at step 0", "", "gd/train.py"),
     "loss_final": C("loss at stop_step", "", "gd/train.py"),
@@ -115,8 +116,10 @@ PHASE = {
     "stderr_*": C("standard error of S over seeds (one seed: the OLS standard error)", "", "phase_diagram/fit.py"),
     "n_seeds_*": C("seeds with a slope (≥ 2 widths)", "count", "phase_diagram/fit.py"),
     "n_widths_*": C("widths used in the fit", "count", "phase_diagram/fit.py"),
-    "regime_*": C("linear (S > 0), condensed (S < 0), critical (|S| ≤ k·stderr + tol) or undetermined", "", "Luo et al."),
-    "regime_theory": C("the regime Luo et al.'s theorem gives at (γ, γ′) (two-layer)", "", "Luo et al."),
+    "regime_*": C("linear (S > 0), condensed (S < 0), critical (|S| ≤ k·stderr + tol) or undetermined", "", "Luo et al.",
+                  ("linear", "critical", "condensed", "undetermined")),
+    "regime_theory": C("the regime Luo et al.'s theorem gives at (γ, γ′) (two-layer)", "", "Luo et al.",
+                       ("linear", "critical", "condensed")),
     "width_max": C("largest width with a usable run", "", "phase_diagram/fit.py"),
     "cos_v_*": C("mean of the runs' cos_v_* at width_max", "", "gd/metrics.py"),
     "n_dir_*": C("mean of the runs' n_dir_* at width_max", "count", "gd/metrics.py"),
