@@ -627,10 +627,11 @@ def _train_command(sub) -> None:
     tr.add_argument("--top-k", type=int, default=_default(TrainSweep, "top_k"), help="deep-linear: singular values of W recorded")
     tr.add_argument("--no-predict", action="store_true", help="skip the effective-ODE prediction of the escape step")
     tr.add_argument("--fast-forward", action="store_true",
-                    help="skip the plateau: the leading-order GD dynamics up to the handover, then GD (three-/two-layer, "
-                    "tanh, sigmoid or identity)")
+                    help="skip the plateau: the leading-order GD dynamics up to the handover, then GD (three-layer, "
+                    "two-layer and one-conv-layer CNN; tanh, sigmoid or identity; plain GD)")
     tr.add_argument("--fast-forward-norm", type=float, default=_default(TrainSweep, "fast_forward_norm"), metavar="δ",
-                    help="hand over to GD when the largest pre-activation or output (leading order) reaches δ")
+                    help="hand over to GD when, to leading order, the largest pre-activation or output (three-layer) "
+                    "or the norm of the moving weights (two-layer, CNN) reaches δ, in (0, 1]")
     tr.add_argument("--chunk-size", type=int, help="seeds per compiled call (default: sized to ~512 MB)")
     tr.add_argument("--name", default=_default(TrainSweep, "name"), help="name of the sweep (in the manifest)")
     _sweep_flags(tr)

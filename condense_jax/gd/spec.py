@@ -43,7 +43,7 @@ class TrainSweep(SweepSpec):
     `lr_ntk` gives each run the step size min(lr, lr_ntk / K₀) with K₀ the trace of its initial
     tangent kernel over n (train.TrainSpec), so one sweep can span lazy and condensed inits.
     `fast_forward` replaces each run's plateau by its leading-order GD dynamics up to the handover
-    (`fast_forward_norm`), then GD (gd/fast_forward.py; three- and two-layer, odd smooth σ, plain GD). Data: the paper's tanh regression ("tanh"), linearly separable classes
+    (`fast_forward_norm`), then GD (gd/fast_forward.py; three-layer, two-layer and one-conv-layer CNN, odd smooth σ, plain GD). Data: the paper's tanh regression ("tanh"), linearly separable classes
     ("separable"), Fig. 3's matrix target ("fig3", deep-linear) or a user .npz path.
     """
 
@@ -85,7 +85,7 @@ class TrainSweep(SweepSpec):
     top_k: int = 4
     predict_escape: bool = True
     fast_forward: bool = False  # skip the plateau: leading-order dynamics up to the handover, then GD (gd/fast_forward.py)
-    fast_forward_norm: float = 0.1  # the handover: three-layer, when the largest pre-activation or output reaches this; two-layer, ‖(a, Wv)‖
+    fast_forward_norm: float = 0.1  # the handover: three-layer, when the largest pre-activation or output reaches this; two-layer and CNN, ‖(a, Wv)‖
     chunk_size: int | None = None  # seeds per compiled call; None: sized to a memory budget
     name: str = "train"
     KIND = "train"
