@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     else:
         print(f"agreement: same status {same_status:.1%}, max rel ΔRD {rel.max():.1e} (tol 1e-4) -> {'OK' if ok else 'MISMATCH'}")
     agree = (table["regime_w"] == table["regime_theory"]) | (table["regime_w"] == "undetermined")
-    print(f"regimes: {table['regime_w'].value_counts().to_dict()}; equal to the theory at "
+    print(f"regimes: {table['regime_w'].value_counts()[lambda c: c > 0].to_dict()}; equal to the theory at "
           f"{int((table['regime_w'] == table['regime_theory']).sum())}/{len(table)} points, "
           f"{int((table['regime_w'] == 'undetermined').sum())} undetermined, {int((~agree).sum())} disagree")
     print(f"ratio (loop / engine): {t_loop * scale / t_engine:.1f}x; target: the quick diagram under 600 s "

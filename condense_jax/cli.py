@@ -308,7 +308,7 @@ def cmd_phase(args) -> int:
     table, paths = phase_plots.phase_from_dir(out, Path(args.output) if args.output else None, k=args.k, tol=args.tol, coords=coords)
     layers = [c[len("regime_"):] for c in table.columns if c.startswith("regime_") and c != "regime_theory"]
     for layer in layers:
-        counts = table[f"regime_{layer}"].value_counts().to_dict()
+        counts = {k: n for k, n in table[f"regime_{layer}"].value_counts().items() if n}  # categories: every regime
         line = f"{layer}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
         if "regime_theory" in table:
             determined = table[f"regime_{layer}"] != "undetermined"

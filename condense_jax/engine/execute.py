@@ -152,7 +152,8 @@ def dry_run(plan: Plan, compile_first: bool = True) -> list[str]:
 def _part_counts(path: Path) -> dict[str, int]:
     import pandas as pd
 
-    return pd.read_parquet(path, columns=["status"])["status"].value_counts().to_dict()
+    counts = pd.read_parquet(path, columns=["status"])["status"].value_counts()
+    return {str(k): int(n) for k, n in counts.items() if n}  # a status's categories are all its values
 
 
 def write_chunk(out: Path, part: int, chunk: Chunk, meta: dict, columns: dict | None = None) -> None:

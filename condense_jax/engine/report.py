@@ -128,7 +128,7 @@ def _read(sweep: Sweep, fig_dir: Path) -> dict:
     config = manifest.get("config") or {}
     return dict(path=path, manifest=manifest, runs=runs, config=config, name=str(config.get("name", path.name)),
                 kind=str(config.get("kind", "unknown")), notes=notes, summary=list(sweep.summary),
-                counts=runs["status"].value_counts() if "status" in runs else pd.Series(dtype=int),
+                counts=runs["status"].value_counts().loc[lambda c: c > 0] if "status" in runs else pd.Series(dtype=int),
                 images={Path(p).stem: base64.b64encode(Path(p).read_bytes()).decode() for p in pngs},
                 captions=sweep.captions)
 
