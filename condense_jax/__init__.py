@@ -12,13 +12,20 @@ Importing this package changes no global JAX setting: float64 is switched on by 
 that need it (the ODE solver, float64 training), never on import.
 """
 
-from .api import run as run
-from .engine.store import load as load
-from .errors import ConfigError as ConfigError
-from .four_phases.spec import FourPhaseSweep as FourPhaseSweep
-from .gd.spec import TrainSweep as TrainSweep
-from .kinds import load_spec as load_spec
-from .ode.spec import OdeSweep as OdeSweep
+import importlib
+
+# the public names, imported on first use (PEP 562): `import condense_jax` runs no module of the
+# package, so the `condense` command is inside its own code (and its Ctrl-C handling) at once
+_LAZY = {
+    "run": "api",
+    "load": "engine.store",
+    "ConfigError": "errors",
+    "FourPhaseSweep": "four_phases.spec",
+    "TrainSweep": "gd.spec",
+    "load_spec": "kinds",
+    "OdeSweep": "ode.spec",
+    "TrainSpec": "gd.train",  # without importing JAX before it is used
+}
 
 
 def solve_blowup(a, b, c, options=None, chunk_size: int | None = None):
@@ -36,12 +43,16 @@ def make_train(spec, x, y):
     return make(spec, x, y)
 
 
-def __getattr__(name):  # TrainSpec without importing JAX at package import
-    if name == "TrainSpec":
-        from .gd.train import TrainSpec
-
-        return TrainSpec
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # later lookups are ordinary attribute reads
+        return value
     raise AttributeError(f"module 'condense_jax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = ["ConfigError", "FourPhaseSweep", "OdeSweep", "TrainSpec", "TrainSweep", "load", "load_spec", "make_train", "run",

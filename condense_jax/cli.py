@@ -13,6 +13,16 @@ Heavy imports (JAX, pandas) happen only once a command runs, so `--help` is inst
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # `python -m condense_jax.cli`: as the `condense` executable (_entry.py), signals first
+    import sys
+
+    from condense_jax.engine import interrupts
+
+    interrupts.install()
+    from condense_jax.cli import main as _main  # this file, imported as the module it is
+
+    sys.exit(_main())
+
 import argparse
 import dataclasses
 import json
@@ -804,7 +814,3 @@ def _main(argv=None) -> int:
         print(f"condense: {str(e) or 'interrupted; finished chunks are kept, rerun with --resume to complete the sweep'}",
               file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
