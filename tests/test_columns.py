@@ -126,6 +126,24 @@ def test_label_columns_have_every_possible_value_as_their_categories(results, tm
     assert frames[2]["status"].tolist() == ["finished", "exotic"]
 
 
+def test_label_values_are_the_values_the_code_writes():
+    """The dictionaries stay import-light (no JAX), so they spell the labels out; these are the
+    code's own lists, and the two must not drift apart (a value missing from an entry would be
+    stored after the listed ones, in another order than in other sweeps)."""
+    from condense_jax.four_phases.dynamics import STATUS_CODES as FOUR_PHASE_CODES
+    from condense_jax.gd.phase_diagram.fit import REGIMES
+    from condense_jax.gd.train import STATUS_CODES
+    from condense_jax.ode.blowup import STATUSES, THEORY_STATUSES
+
+    entry = lambda kind, table, col: set(columns.entry(kinds.dictionary(kind)[table], col).values)
+    assert entry("train", "runs", "status") == set(STATUS_CODES.values())
+    assert entry("four_phases", "runs", "status") == set(FOUR_PHASE_CODES.values())
+    assert entry("ode", "runs", "status") == set(STATUSES)
+    assert entry("ode", "runs", "theory_status") == set(THEORY_STATUSES)
+    assert entry("train", "phase/phase_table", "regime_w") == {*REGIMES, "undetermined"}
+    assert entry("train", "phase/phase_table", "regime_theory") == set(REGIMES)
+
+
 def test_cosines_read_back_as_cosine_matrices(results):
     """Each `cos` value is the m × m matrix D(w_i, w_j): symmetric, unit diagonal (no zero row at a
     random start or after training), entries in [−1, 1]; `width` is its side."""
